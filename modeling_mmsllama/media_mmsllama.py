@@ -4,7 +4,6 @@ The model sees one video frame per 40 ms and one audio sample per 62.5 us, so a 
 exactly `T * 640` audio samples. Everything here produces media on that grid and records what it changed.
 """
 
-import math
 import os
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -286,11 +285,6 @@ def align_audio_to_frames(audio: np.ndarray, num_frames: int) -> tuple[np.ndarra
     return padded, f"audio zero-padded by {-difference / SAMPLE_RATE * 1000:.1f} ms to match {num_frames} video frames"
 
 
-def num_frames_for_samples(num_samples: int) -> int:
-    """Number of 25 fps frames that cover `num_samples` of 16 kHz audio (rounded up)."""
-    return math.ceil(num_samples / SAMPLES_PER_FRAME)
-
-
 __all__ = [
     "SAMPLE_RATE",
     "VIDEO_FPS",
@@ -301,5 +295,4 @@ __all__ = [
     "resample_audio",
     "align_audio_to_frames",
     "frame_indices_at_25fps",
-    "num_frames_for_samples",
 ]

@@ -100,13 +100,14 @@ class DlibFaceLandmarker(FaceLandmarker):
         self.upsample = upsample
         self.min_score = min_score
         self.max_side = max_side
-        path = predictor_path or _face_recognition_models_file("shape_predictor_68_face_landmarks.dat")
-        self._dlib, self._detector, self._predictor = _load_dlib(path)
+        self.predictor_path = predictor_path or _face_recognition_models_file("shape_predictor_68_face_landmarks.dat")
+        _load_dlib(self.predictor_path)  # fail now, not on the first frame, when dlib is missing
 
     def detect(self, gray: np.ndarray) -> list[FaceBox]:
+        _, detector, _ = _load_dlib(self.predictor_path)  # cached; the instance holds no dlib object, so it deep-copies
         step = max(1, int(np.ceil(max(gray.shape) / self.max_side)))
         small = np.ascontiguousarray(gray[::step, ::step])
-        rectangles, scores, _ = self._detector.run(small, self.upsample, 0.0)
+        rectangles, scores, _ = detector.run(small, self.upsample, 0.0)
         return [
             FaceBox(r.left() * step, r.top() * step, r.right() * step, r.bottom() * step, score)
             for r, score in zip(rectangles, scores)
@@ -114,8 +115,9 @@ class DlibFaceLandmarker(FaceLandmarker):
         ]
 
     def keypoints(self, gray: np.ndarray, box: FaceBox) -> np.ndarray:
-        rectangle = self._dlib.rectangle(int(box.left), int(box.top), int(box.right), int(box.bottom))
-        shape = self._predictor(np.ascontiguousarray(gray), rectangle)
+        dlib, _, predictor = _load_dlib(self.predictor_path)
+        rectangle = dlib.rectangle(int(box.left), int(box.top), int(box.right), int(box.bottom))
+        shape = predictor(np.ascontiguousarray(gray), rectangle)
         points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
         # iBUG 68-point layout: 36-41 and 42-47 the eyes, 30 the nose tip, 48-67 the lips.
         return np.stack([points[36:42].mean(0), points[42:48].mean(0), points[30], points[48:68].mean(0)])
@@ -139,6 +141,12 @@ class MouthROIs:
     missing_frames: list[int] = field(default_factory=list)
     max_faces: int = 1
     notes: list[str] = field(default_factory=list)
+
+
+def to_gray(frames: np.ndarray) -> np.ndarray:
+    """`(..., 3)` RGB uint8 -> `(...)` uint8 luma (ITU-R BT.601 weights in 8-bit fixed point)."""
+    rgb = frames[..., :3].astype(np.uint16)
+    return ((77 * rgb[..., 0] + 150 * rgb[..., 1] + 29 * rgb[..., 2] + 128) >> 8).astype(np.uint8)
 
 
 def frame_ranges(frames: list[int]) -> str:
@@ -296,7 +304,7 @@ class MouthROIExtractor:
         """
         frames = np.asarray(frames)
         if frames.ndim == 4:
-            frames = (frames[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)).astype(np.uint8)
+            frames = to_gray(frames)
         if frames.ndim != 3 or len(frames) == 0:
             raise MMSLlamaInputError(
                 f"{source}: expected (T, H, W) or (T, H, W, 3) frames, got shape {frames.shape}.", source=source
@@ -350,4 +358,5 @@ __all__ = [
     "warp_mouth_crop",
     "smooth_keypoints",
     "frame_ranges",
+    "to_gray",
 ]

@@ -135,4 +135,6 @@ class MMSLlamaVideoProcessor(BaseVideoProcessor):
         return video.flip(-1) if bool(torch.rand(()) < 0.5) else video
 
 
+MMSLlamaVideoProcessor.register_for_auto_class()
+
 __all__ = ["MMSLlamaVideoProcessor"]

@@ -94,30 +94,31 @@ def render_face(shapes: np.ndarray, speaker: Speaker, rng: np.random.Generator) 
     """
     texture = Image.fromarray((_face_texture(speaker) * 255).round().astype(np.uint8))
     pose = _head_motion(rng, len(shapes), speaker.head_motion_px)
-    frames, centres = [], []
+    num_frames = len(shapes)
+    video = np.empty((num_frames, FRAME_HEIGHT_PX, FRAME_WIDTH_PX, 3), np.uint8)
+    centres = np.empty((num_frames, 2), np.float32)
     colours = {name: np.array(getattr(speaker, name), np.float32) for name in ("lip", "inner", "teeth")}
     offsets = np.arange(-MOUTH_WINDOW_PX, MOUTH_WINDOW_PX, dtype=np.float32) + 0.5
-    for shape, (shift_x, shift_y, angle, scale) in zip(shapes, pose):
+    texture_centre = np.array(HEAD_CENTRE_PX) + TEXTURE_MARGIN_PX
+    for index, (shape, (shift_x, shift_y, angle, scale)) in enumerate(zip(shapes, pose)):
         centre = np.array([HEAD_CENTRE_PX[0] + shift_x, HEAD_CENTRE_PX[1] + shift_y])
         rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
         inverse = rotation.T / scale  # frame pixel offset from the head centre -> texture pixel offset
-        texture_centre = np.array(HEAD_CENTRE_PX) + TEXTURE_MARGIN_PX
         offset = texture_centre - inverse @ centre
         coefficients = (inverse[0, 0], inverse[0, 1], offset[0], inverse[1, 0], inverse[1, 1], offset[1])
-        frame = np.asarray(texture.transform((FRAME_WIDTH_PX, FRAME_HEIGHT_PX), Image.AFFINE, coefficients, Image.BILINEAR))
-        frame = frame.astype(np.float32) / 255.0
+        video[index] = np.asarray(texture.transform((FRAME_WIDTH_PX, FRAME_HEIGHT_PX), Image.AFFINE, coefficients, Image.BILINEAR))
 
         mouth = centre + scale * HEAD_HALF_WIDTH_PX * (rotation @ np.array(MOUTH_IN_HEAD))
         left, top = int(mouth[0]) - MOUTH_WINDOW_PX, int(mouth[1]) - MOUTH_WINDOW_PX
         dx = (left + MOUTH_WINDOW_PX + offsets[None, :]) - mouth[0]
         dy = (top + MOUTH_WINDOW_PX + offsets[:, None]) - mouth[1]
         unit = scale * HEAD_HALF_WIDTH_PX * MOUTH_HALF_WIDTH_IN_HEAD
-        u = ((np.cos(angle) * dx + np.sin(angle) * dy) / unit)[None]
-        v = ((-np.sin(angle) * dx + np.cos(angle) * dy) / unit)[None]
-        layers = mouth_layers(shape[None], u.astype(np.float32), v.astype(np.float32), speaker, np.array([[[1.0 / unit]]], np.float32))
-        window = frame[top : top + 2 * MOUTH_WINDOW_PX, left : left + 2 * MOUTH_WINDOW_PX]
-        frame[top : top + 2 * MOUTH_WINDOW_PX, left : left + 2 * MOUTH_WINDOW_PX] = composite_mouth(window[None], layers, colours)[0]
-        frames.append(frame)
-        centres.append(mouth)
-    video = np.stack(frames) * 255.0 + rng.normal(0.0, speaker.noise_std, (len(frames), FRAME_HEIGHT_PX, FRAME_WIDTH_PX, 1))
-    return np.clip(video.round(), 0, 255).astype(np.uint8), np.array(centres, np.float32)
+        u = ((np.cos(angle) * dx + np.sin(angle) * dy) / unit).astype(np.float32)[None]
+        v = ((-np.sin(angle) * dx + np.cos(angle) * dy) / unit).astype(np.float32)[None]
+        layers = mouth_layers(shape[None], u, v, speaker, np.full((1, 1, 1), 1.0 / unit, np.float32))
+        rows, columns = slice(top, top + 2 * MOUTH_WINDOW_PX), slice(left, left + 2 * MOUTH_WINDOW_PX)
+        window = video[index, rows, columns].astype(np.float32)[None] / 255.0
+        video[index, rows, columns] = (composite_mouth(window, layers, colours)[0] * 255.0).round().clip(0, 255).astype(np.uint8)
+        centres[index] = mouth
+    noise = rng.standard_normal((num_frames, FRAME_HEIGHT_PX, FRAME_WIDTH_PX, 1), dtype=np.float32) * speaker.noise_std
+    return np.clip(video + noise, 0, 255).round().astype(np.uint8), centres

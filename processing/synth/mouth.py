@@ -104,7 +104,7 @@ def render_roi(shapes: np.ndarray, speaker: Speaker, rng: np.random.Generator) -
     background = (gray["skin"] * (light - chin))[..., None]
     layers = mouth_layers(shapes, u, v, speaker, 1.0 / scale)
     image = composite_mouth(background, layers, {k: np.array([c], np.float32) for k, c in gray.items()})[..., 0]
-    image = image * 255.0 + rng.normal(0.0, speaker.noise_std, image.shape).astype(np.float32)
+    image = image * 255.0 + rng.standard_normal(image.shape, dtype=np.float32) * speaker.noise_std
     return np.clip(np.round(image), 0, 255).astype(np.uint8)
 
 

@@ -89,7 +89,7 @@ def make_speakers(seed: int, counts: dict[str, int]) -> list[Speaker]:
                 lip=tuple(float(round(c * rng.uniform(0.55, 0.8), 4)) for c in (skin[0], skin[1] * 0.75, skin[2] * 0.8)),
                 inner=_colour(rng, (0.05, 0.02, 0.02), (0.18, 0.08, 0.08)),
                 teeth=_colour(rng, (0.8, 0.78, 0.7), (0.98, 0.96, 0.9)),
-                hair=_colour(rng, (0.02, 0.02, 0.02), (0.45, 0.35, 0.25)),
+                hair=tuple(float(round(c, 4)) for c in rng.uniform(0.03, 0.5) * np.array([1.0, 0.8, 0.6])),
                 background=_colour(rng, (0.2, 0.2, 0.2), (0.8, 0.8, 0.8)),
                 mouth_half_width=float(round(rng.uniform(0.26, 0.34), 4)),
                 upper_lip=float(round(rng.uniform(0.2, 0.3), 4)),

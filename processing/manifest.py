@@ -1,0 +1,205 @@
+"""LRS3-style manifests (as read by the MMS-LLaMA and AV-HuBERT reference code) and their conversion to `datasets`.
+
+A split is two files side by side:
+
+- `{split}.tsv`: the first line is a root folder; every other line is one utterance with six tab-separated
+  fields: `dataset_tag  video_path  audio_path  num_video_frames  num_audio_samples  speech_rate`.
+  Paths are joined to the root. A root of `.` means the folder the `.tsv` is in (our corpora, which can
+  then be moved); LRS3's released manifests use `/` with absolute paths, some with a `{LRS3_ROOT}`
+  placeholder that `read_manifest(..., substitutions={"LRS3_ROOT": ...})` fills in.
+- `{split}.wrd`: one lowercase transcript per line, in the same order.
+
+`speech_rate` is words per second of video, divided by a corpus constant and rounded to 2 decimals:
+`(num_words / (num_video_frames / 25)) / C`. The reference LRS3 manifests use C = 2.7073 words/s
+(paper-spec 2.4); a folder states its own C in `manifest.json` (`read_speech_rate_constant`).
+"""
+
+import json
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+
+VIDEO_FPS = 25
+AUDIO_SAMPLE_RATE_HZ = 16000
+LRS3_SPEECH_RATE_CONSTANT = 2.7073  # words per second; fitted on the released LRS3 test manifest
+SPEECH_RATE_DECIMALS = 2
+METADATA_FILENAME = "manifest.json"
+_NUM_FIELDS = 6
+
+
+class ManifestError(ValueError):
+    """A manifest file is missing or malformed; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One utterance of a manifest.
+
+    `video_path` and `audio_path` are as written in the file, or joined to the root when read with
+    `resolve=True` (the default). `transcript` is None when there is no `.wrd` file.
+    """
+
+    dataset_tag: str
+    video_path: str
+    audio_path: str
+    num_video_frames: int
+    num_audio_samples: int
+    speech_rate: float
+    transcript: str | None = None
+
+    @property
+    def duration_s(self) -> float:
+        """Length of the video in seconds."""
+        return self.num_video_frames / VIDEO_FPS
+
+
+def speech_rate_label(num_words: int, num_video_frames: int, constant: float = LRS3_SPEECH_RATE_CONSTANT) -> float:
+    """The normalised speech rate of an utterance: words per second of video divided by `constant`, rounded."""
+    if num_video_frames <= 0:
+        raise ValueError(f"num_video_frames must be positive, got {num_video_frames}")
+    if constant <= 0:
+        raise ValueError(f"the speech-rate constant must be positive (words per second), got {constant}")
+    return round(num_words / (num_video_frames / VIDEO_FPS) / constant, SPEECH_RATE_DECIMALS)
+
+
+def _resolve(path: str, root: Path, substitutions: dict[str, str]) -> str:
+    for name, value in substitutions.items():
+        path = path.replace("{" + name + "}", value)
+    return str(root / path) if not os.path.isabs(path) else path
+
+
+def read_manifest(
+    tsv_path: str | os.PathLike,
+    wrd_path: str | os.PathLike | None = None,
+    *,
+    resolve: bool = True,
+    substitutions: dict[str, str] | None = None,
+) -> list[ManifestEntry]:
+    """Read one split.
+
+    Args:
+        tsv_path: the `.tsv` file.
+        wrd_path: its transcripts; by default the `.wrd` beside it, if there is one.
+        resolve: join the paths to the root (a root of `.` is the `.tsv`'s folder).
+        substitutions: values for `{NAME}` placeholders in paths, e.g. `{"LRS3_ROOT": "/data/lrs3"}`.
+
+    Raises:
+        ManifestError: the file is missing, a line does not have 6 fields or has non-numeric counts, or
+            the `.wrd` file has a different number of lines.
+    """
+    tsv_path = Path(tsv_path)
+    if not tsv_path.is_file():
+        raise ManifestError(f"{tsv_path}: manifest not found")
+    lines = tsv_path.read_text(encoding="utf-8").splitlines()
+    if not lines:
+        raise ManifestError(f"{tsv_path}: empty manifest (the first line must be the root folder)")
+    root_text = lines[0].strip()
+    root = tsv_path.resolve().parent if root_text in ("", ".") else Path(root_text)
+    entries = []
+    for number, line in enumerate(lines[1:], start=2):
+        fields = line.split("\t")
+        if len(fields) != _NUM_FIELDS:
+            raise ManifestError(f"{tsv_path}:{number}: expected {_NUM_FIELDS} tab-separated fields, found {len(fields)}")
+        tag, video, audio, frames, samples, rate = fields
+        try:
+            entry = ManifestEntry(tag, video, audio, int(frames), int(samples), float(rate))
+        except ValueError as error:
+            raise ManifestError(f"{tsv_path}:{number}: bad number ({error})") from None
+        if resolve:
+            entry = replace(
+                entry,
+                video_path=_resolve(video, root, substitutions or {}),
+                audio_path=_resolve(audio, root, substitutions or {}),
+            )
+        entries.append(entry)
+    wrd_path = Path(wrd_path) if wrd_path is not None else tsv_path.with_suffix(".wrd")
+    if wrd_path.is_file():
+        transcripts = wrd_path.read_text(encoding="utf-8").splitlines()
+        if len(transcripts) != len(entries):
+            raise ManifestError(f"{wrd_path}: {len(transcripts)} transcripts for {len(entries)} utterances in {tsv_path}")
+        entries = [replace(entry, transcript=text) for entry, text in zip(entries, transcripts)]
+    return entries
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def write_manifest(tsv_path: str | os.PathLike, entries: list[ManifestEntry], root: str = ".") -> None:
+    """Write `{split}.tsv` (and `{split}.wrd` when the entries have transcripts), each atomically.
+
+    Paths are written as given: relative to `root` (`.` = the `.tsv`'s folder), or absolute.
+    """
+    tsv_path = Path(tsv_path)
+    for entry in entries:
+        text_fields = (entry.dataset_tag, entry.video_path, entry.audio_path)
+        if any("\t" in f or "\n" in f for f in text_fields):
+            raise ValueError(f"manifest fields cannot contain tabs or newlines: {text_fields}")
+    lines = [root] + [
+        f"{e.dataset_tag}\t{e.video_path}\t{e.audio_path}\t{e.num_video_frames}\t{e.num_audio_samples}\t{e.speech_rate:.{SPEECH_RATE_DECIMALS}f}"
+        for e in entries
+    ]
+    _write_atomically(tsv_path, "\n".join(lines) + "\n")
+    transcripts = [e.transcript for e in entries]
+    if any(t is not None for t in transcripts):
+        if any(t is None or "\n" in t for t in transcripts):
+            raise ValueError("either every entry or none has a transcript, and transcripts are single lines")
+        _write_atomically(tsv_path.with_suffix(".wrd"), "".join(t + "\n" for t in transcripts))
+
+
+def write_manifest_metadata(folder: str | os.PathLike, speech_rate_constant: float, **extra) -> None:
+    """Write `manifest.json` in a manifest folder: the speech-rate constant (words/s) and any `extra` fields."""
+    metadata = {
+        "speech_rate_constant": speech_rate_constant,
+        "speech_rate_formula": "round((num_words / (num_video_frames / 25)) / speech_rate_constant, 2)",
+        "video_fps": VIDEO_FPS,
+        "audio_sample_rate_hz": AUDIO_SAMPLE_RATE_HZ,
+        **extra,
+    }
+    _write_atomically(Path(folder) / METADATA_FILENAME, json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+
+
+def read_speech_rate_constant(folder: str | os.PathLike) -> float:
+    """The speech-rate constant of a manifest folder: from its `manifest.json`, else LRS3's."""
+    path = Path(folder) / METADATA_FILENAME
+    if not path.is_file():
+        return LRS3_SPEECH_RATE_CONSTANT
+    return float(json.loads(path.read_text(encoding="utf-8"))["speech_rate_constant"])
+
+
+def manifest_to_dataset(tsv_path: str | os.PathLike, **read_kwargs):
+    """One split as a `datasets.Dataset`, one row per utterance, paths resolved.
+
+    Columns: `id` (file name of the video without extension, prefixed by its folder), `dataset_tag`,
+    `video`, `audio` (paths), `num_video_frames`, `num_audio_samples`, `speech_rate`, `text` ("" when there
+    is no `.wrd`). `read_kwargs` go to `read_manifest`.
+    """
+    import datasets
+
+    entries = read_manifest(tsv_path, **read_kwargs)
+    rows = {
+        "id": [f"{Path(e.video_path).parent.name}/{Path(e.video_path).stem}" for e in entries],
+        "dataset_tag": [e.dataset_tag for e in entries],
+        "video": [e.video_path for e in entries],
+        "audio": [e.audio_path for e in entries],
+        "num_video_frames": [e.num_video_frames for e in entries],
+        "num_audio_samples": [e.num_audio_samples for e in entries],
+        "speech_rate": [e.speech_rate for e in entries],
+        "text": [e.transcript or "" for e in entries],
+    }
+    features = datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "dataset_tag": datasets.Value("string"),
+            "video": datasets.Value("string"),
+            "audio": datasets.Value("string"),
+            "num_video_frames": datasets.Value("int32"),
+            "num_audio_samples": datasets.Value("int64"),
+            "speech_rate": datasets.Value("float32"),
+            "text": datasets.Value("string"),
+        }
+    )
+    return datasets.Dataset.from_dict(rows, features=features)

@@ -1,0 +1,271 @@
+"""The MMS-LLaMA model on tiny random configs: shapes, allocation, modes, training, generation, errors."""
+
+import pytest
+import torch
+
+from modeling_inputs import BOS, EOS, PROMPT, SPEECH, media, prompts, tiny_model
+from modeling_mmsllama import MMSLlamaConfig, MMSLlamaConfigError, MMSLlamaInputError
+from modeling_mmsllama.modeling_mmsllama import time_stretch, window_attention_mask
+
+
+# -- configuration -------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["tiny", "demo", "paper-1b", "paper-3b", "paper-8b"])
+def test_presets_build_consistent_configs(name):
+    config = MMSLlamaConfig.from_preset(name)
+    assert config.qformer_config.encoder_hidden_size == config.fused_hidden_size
+    assert config.max_queries >= config.queries_per_second * config.max_video_frames / 25 * config.rate_clamp[1]
+    assert config.max_video_frames * 4 <= config.num_mel_frames
+
+
+def test_paper_3b_has_reference_sizes():
+    config = MMSLlamaConfig.from_preset("paper-3b")
+    assert (config.audio_config.d_model, config.audio_config.encoder_layers) == (1024, 24)
+    assert (config.vision_config.hidden_size, config.vision_config.num_hidden_layers) == (1024, 24)
+    assert (config.qformer_config.hidden_size, config.qformer_config.num_hidden_layers) == (1024, 2)
+    assert config.qformer_config.encoder_hidden_size == 2048
+    assert (config.text_config.hidden_size, config.text_config.num_hidden_layers) == (3072, 28)
+    assert config.max_queries == 120 and config.min_queries == 3 and config.queries_per_second == 3
+
+
+def test_preset_overrides_and_unknown_keys():
+    config = MMSLlamaConfig.from_preset("tiny", compression="baseline", text_config={"num_hidden_layers": 3})
+    assert config.compression == "baseline" and config.text_config.num_hidden_layers == 3
+    assert config.text_config.hidden_size == 32  # the rest of the sub-config is kept
+    with pytest.raises(MMSLlamaConfigError, match="Unknown config keys"):
+        MMSLlamaConfig.from_preset("tiny", queries_per_secnd=4)
+    with pytest.raises(MMSLlamaConfigError, match="Unknown preset"):
+        MMSLlamaConfig.from_preset("huge")
+    with pytest.raises(MMSLlamaConfigError, match="compression"):
+        MMSLlamaConfig.from_preset("tiny", compression="pooling")
+    with pytest.raises(MMSLlamaConfigError, match="equal audio and video widths"):
+        MMSLlamaConfig.from_preset("tiny", fusion="add", vision_config={"hidden_size": 16})
+
+
+def test_config_round_trip(tmp_path):
+    config = MMSLlamaConfig.from_preset("tiny", qformer_window=1.5, rate_clamp=[0.5, 2.5])
+    config.save_pretrained(tmp_path)
+    loaded = MMSLlamaConfig.from_pretrained(tmp_path)
+    assert loaded.to_dict() == config.to_dict()
+    assert "torch_dtype" not in (tmp_path / "config.json").read_text()
+
+
+# -- query allocation ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "frames, rate, expected",
+    [
+        (25, None, 3),  # one second, f_Q = 3
+        (75, None, 9),  # 3 * 75 / 25 = 9 exactly, not 8
+        (37, None, 4),  # 4.44 -> 4 (T not a multiple of 25)
+        (60, 0.4, 7),  # rate below 1 is clamped to 1: 7.2 -> 7
+        (60, 1.5, 10),  # 10.8 -> 10
+        (60, 3.0, 14),  # rate above 2 is clamped to 2: 14.4 -> 14
+        (10, 1.0, 3),  # 1.2 -> minimum of 3 queries
+        (1, 2.0, 3),
+    ],
+)
+def test_allocation_formula(frames, rate, expected):
+    model = tiny_model()
+    assert model.num_speech_tokens([frames], None if rate is None else [rate]).tolist() == [expected]
+
+
+def test_allocation_without_rate_predictor_ignores_rate():
+    model = tiny_model(use_rate_predictor=False)
+    assert not hasattr(model, "rate_predictor")
+    assert model.num_speech_tokens([60, 60], [1.0, 2.0]).tolist() == [7, 7]
+
+
+def test_time_stretch_lengths_and_identity():
+    features = torch.randn(2, 10, 4)
+    stretched = time_stretch(features, torch.tensor([10, 6]), torch.tensor([10, 12]))
+    assert stretched.shape == (2, 12, 4)
+    assert torch.equal(stretched[0, :10], features[0])  # factor 1 leaves features unchanged
+    assert torch.all(stretched[0, 10:] == 0)
+    assert torch.allclose(stretched[1, 0], features[1, 0]) and torch.allclose(stretched[1, -1], features[1, 5])
+
+
+def test_window_mask_limits_each_query_to_its_slot():
+    num_queries, num_frames = torch.tensor([4, 2]), torch.tensor([40, 10])
+    mask = window_attention_mask(num_queries, num_frames, 4, 40, window=0.5)
+    assert mask.shape == (2, 4, 40)
+    assert mask[0, 0, :10].all() and not mask[0, 0, 11:].any()  # slot 0 covers frames 0..9 (+/- half a slot)
+    assert mask[0, 3, 30:].all() and not mask[0, 3, :29].any()
+    assert not mask[1, :, 10:].any()  # padded frames are never attended
+    assert mask[1, 2:, :10].all()  # padded queries see every real frame (no empty attention rows)
+    assert window_attention_mask(num_queries, num_frames, 4, 40, window=None)[0].all()
+
+
+# -- forward: shapes, masks, modes ---------------------------------------------------------------------------------------
+
+
+def test_speech_embeddings_shapes_and_masks():
+    model = tiny_model()
+    speech = model.get_speech_embeddings(**media(model.config, [60, 37]))
+    assert speech.embeddings.shape == (2, 7, model.config.text_config.hidden_size)
+    assert speech.num_speech_tokens.tolist() == [7, 4]
+    assert speech.mask.sum(-1).tolist() == [7, 4]
+    assert speech.predicted_rate.shape == (2,) and speech.modality == "av"
+
+
+def test_forward_expands_placeholder_and_masks_labels():
+    model = tiny_model()
+    batch = {**media(model.config, [50, 30]), **prompts([[10, 11, 12], [13]])}
+    out = model(**batch)
+    tokens = out.num_speech_tokens.tolist()
+    assert tokens == [6, 3]
+    length = batch["input_ids"].shape[1] - 1 + max(tokens)
+    assert out.logits.shape == (2, length, model.config.text_config.vocab_size)
+    assert out.attention_mask.sum(-1).tolist() == [len(PROMPT) - 1 + 6 + 4, len(PROMPT) - 1 + 3 + 2]
+    assert torch.isfinite(out.loss) and out.loss == out.lm_loss
+    _, _, _, labels = model._merge_speech(batch["input_ids"], batch["attention_mask"], batch["labels"],
+                                          model.get_speech_embeddings(**media(model.config, [50, 30])))  # fmt: skip
+    assert labels[0, -4:].tolist() == [10, 11, 12, EOS] and labels[1, -2:].tolist() == [13, EOS]
+    assert (labels[:, :-4] == -100).all() and (labels[1, :-2] == -100).all()
+
+
+@pytest.mark.parametrize("compression, per_second", [("baseline", 25.0), ("fusion_only", 12.5), ("qformer", 3.0)])
+def test_compression_modes_token_rates(compression, per_second):
+    model = tiny_model(compression=compression, use_rate_predictor=False)
+    out = model(**media(model.config, [100, 50]), **prompts(batch=2))  # 4 s and 2 s
+    assert out.num_speech_tokens.tolist() == [int(4 * per_second), int(2 * per_second)]
+    assert model.num_speech_tokens([100, 50]).tolist() == out.num_speech_tokens.tolist()
+
+
+def test_odd_lengths_in_convolutional_modes():
+    for compression in ("baseline", "fusion_only"):
+        model = tiny_model(compression=compression)
+        out = model(**media(model.config, [1, 7]), **prompts(batch=2))
+        assert out.num_speech_tokens.tolist() == model.num_speech_tokens([1, 7]).tolist()
+
+
+@pytest.mark.parametrize("fusion", ["concat", "add", "cross_attention"])
+def test_fusions_are_per_sample(fusion):
+    """A sample's output does not depend on the other samples of its batch (the reference's cross-attention
+    fusion attended across the batch)."""
+    model = tiny_model(fusion=fusion)
+    batch = {**media(model.config, [40, 25]), **prompts(batch=2)}
+    together = model(**batch).logits[0, -1]
+    alone = {k: v[:1] for k, v in batch.items()}
+    alone["pixel_values_videos"], alone["video_mask"] = alone["pixel_values_videos"][:, :40], alone["video_mask"][:, :40]
+    assert torch.allclose(model(**alone).logits[0, -1], together, atol=1e-5)
+
+
+def test_audio_only_and_video_only():
+    model = tiny_model()
+    inputs = media(model.config, [50, 30])
+    audio_only = model(input_features=inputs["input_features"], input_features_mask=inputs["input_features_mask"],
+                       **prompts(batch=2))  # fmt: skip
+    video_only = model(pixel_values_videos=inputs["pixel_values_videos"], video_mask=inputs["video_mask"],
+                       **prompts(batch=2))  # fmt: skip
+    both = model(**inputs, **prompts(batch=2))
+    assert (audio_only.modality, video_only.modality, both.modality) == ("audio", "video", "av")
+    assert audio_only.num_speech_tokens.tolist() == both.num_speech_tokens.tolist() == [6, 3]
+    assert video_only.num_speech_tokens.tolist() == [6, 3] and video_only.speech_rate is None
+    assert not torch.allclose(audio_only.logits, both.logits)
+
+
+def test_given_speech_rate_overrides_predictor():
+    model = tiny_model()
+    out = model(**media(model.config, [50]), **prompts(batch=1), speech_rate=torch.tensor([2.0]))
+    assert out.num_speech_tokens.tolist() == [12]
+
+
+# -- training ------------------------------------------------------------------------------------------------------------
+
+
+def test_optimizer_steps_drive_loss_down():
+    model = tiny_model(frozen_modules=[]).train()
+    batch = {**media(model.config, [40, 30]), **prompts([[10, 11, 12, 13], [14, 15]])}
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    losses = []
+    for _ in range(12):
+        loss = model(**batch).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_frozen_modules_get_no_gradients_and_stay_in_eval():
+    model = tiny_model().train()
+    assert not model.audio_encoder.training and not model.vision_encoder.training and model.qformer.training
+    model(**media(model.config, [30]), **prompts([[10, 11]])).loss.backward()
+    assert all(p.grad is None for p in model.audio_encoder.parameters())
+    assert all(p.grad is None for p in model.vision_encoder.parameters())
+    assert model.qformer.query_tokens.grad is not None and model.projector.linear_1.weight.grad is not None
+
+
+def test_rate_loss_added_when_predictor_trainable():
+    model = tiny_model(frozen_modules=["audio_encoder", "vision_encoder"])
+    out = model(**media(model.config, [30]), **prompts([[10]]), speech_rate_labels=torch.tensor([1.3]))
+    assert out.rate_loss is not None and torch.allclose(out.loss, out.lm_loss + out.rate_loss)
+    frozen = tiny_model()
+    out = frozen(**media(frozen.config, [30]), **prompts([[10]]), speech_rate_labels=torch.tensor([1.3]))
+    assert out.rate_loss is None
+
+
+def test_activation_checkpointing_trains():
+    model = tiny_model(frozen_modules=[]).train()
+    model.activation_checkpointing_enable()
+    loss = model(**media(model.config, [30]), **prompts([[10, 11]])).loss
+    loss.backward()
+    assert model.language_model.model.layers[0].self_attn.q_proj.weight.grad is not None
+
+
+# -- generation ----------------------------------------------------------------------------------------------------------
+
+
+def test_generate_greedy_beam_and_sampling():
+    model = tiny_model()
+    batch = {**media(model.config, [40, 30]), **prompts(batch=2)}
+    greedy = model.generate(**batch, max_new_tokens=6)
+    assert greedy.shape[0] == 2 and greedy.shape[1] <= 6
+    beams = model.generate(**batch, max_new_tokens=6, num_beams=3)
+    assert beams.shape[0] == 2
+    torch.manual_seed(0)
+    sampled = model.generate(**batch, max_new_tokens=6, do_sample=True, top_k=5)
+    assert sampled.shape[0] == 2
+
+
+def test_batched_generation_matches_one_at_a_time():
+    model = tiny_model(seed=3)
+    lengths = [55, 20, 38]
+    batch = {**media(model.config, lengths), **prompts(batch=3)}
+    batched = model.generate(**batch, max_new_tokens=8)
+    for i, frames in enumerate(lengths):
+        single = {k: v[i : i + 1] for k, v in batch.items()}
+        single["pixel_values_videos"] = single["pixel_values_videos"][:, :frames]
+        single["video_mask"] = single["video_mask"][:, :frames]
+        alone = model.generate(**single, max_new_tokens=8)[0]
+        row = batched[i][: len(alone)]
+        assert row.tolist() == alone.tolist()
+
+
+# -- bad input -----------------------------------------------------------------------------------------------------------
+
+
+def test_bad_inputs_raise_clear_errors():
+    model = tiny_model()
+    good = {**media(model.config, [30, 20]), **prompts(batch=2)}
+    cases = [
+        ({"input_features": good["input_features"][:, :, :100]}, "input_features must have shape"),
+        ({"input_features": good["input_features"].long()}, "floating point"),
+        ({"pixel_values_videos": good["pixel_values_videos"][..., :64]}, "pixel_values_videos must have shape"),
+        ({"pixel_values_videos": good["pixel_values_videos"].to(torch.uint8)}, "normalised floats"),
+        ({"video_mask": good["video_mask"][:1]}, "Mismatched batch sizes"),
+        ({"input_ids": good["input_ids"].masked_fill(good["input_ids"] == SPEECH, BOS)}, "exactly one speech placeholder"),
+        ({"input_ids": good["input_ids"].float()}, "integer token ids"),
+    ]
+    for change, message in cases:
+        with pytest.raises(MMSLlamaInputError, match=message):
+            model(**{**good, **change})
+    with pytest.raises(MMSLlamaInputError, match="at most 125"):
+        model(**media(model.config, [126]), **prompts(batch=1))
+    with pytest.raises(MMSLlamaInputError, match="needs input_features_mask"):
+        model(input_features=good["input_features"], **prompts(batch=2))
+    with pytest.raises(MMSLlamaInputError, match="got neither"):
+        model(**prompts(batch=2))
