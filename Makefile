@@ -11,7 +11,7 @@ TORCH := torch==2.14.1 torchvision==0.29.1
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q $(TORCH) -e '.[test,deepspeed]'
+	$(PIP) install -q $(TORCH) -e '.[test,deepspeed,roi]'
 	touch $(STAMP)
 
 install: $(STAMP)
