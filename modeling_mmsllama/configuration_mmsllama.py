@@ -20,6 +20,7 @@ class MMSLlamaConfigError(MMSLlamaInputError):
 
 
 COMPRESSION_MODES = ("qformer", "fusion_only", "baseline")
+AUDIO_WINDOWS = ("full", "utterance")
 FUSION_TYPES = ("concat", "add", "cross_attention")
 FREEZABLE_MODULES = (
     "audio_encoder",
@@ -113,6 +114,10 @@ class MMSLlamaConfig(PreTrainedConfig):
         qformer_position_encoding (`bool`): add a fixed sinusoidal position code to the stretched fused features.
         projector_hidden_size (`int`, *optional*): middle width of the two-Linear projector;
             defaults to `(input + llm_hidden) // 2` as in the reference.
+        audio_window (`str`): `"full"` runs the Whisper encoder on its whole window for every clip (the paper: 30 s);
+            `"utterance"` encodes only each clip's own frames, rounded up to `audio_window_bucket` seconds (cheaper;
+            Whisper then sees less trailing silence than it was trained with).
+        audio_window_bucket (`float`): bucket size in seconds for `audio_window="utterance"`.
         max_video_frames (`int`): longest accepted clip, in 25 fps frames (500 = 20 s).
         prompt (`str`): the instruction placed before the speech embeddings.
         speech_token (`str`) / speech_token_id (`int`): the placeholder the model expands into speech embeddings.
@@ -148,6 +153,8 @@ class MMSLlamaConfig(PreTrainedConfig):
     qformer_window: float | None = None
     qformer_position_encoding: bool = False
     projector_hidden_size: int | None = None
+    audio_window: str = "full"
+    audio_window_bucket: float = 2.0
     max_video_frames: int = 500
     prompt: str = DEFAULT_PROMPT
     speech_token: str = SPEECH_TOKEN
@@ -179,6 +186,10 @@ class MMSLlamaConfig(PreTrainedConfig):
                 f"{self.audio_config.d_model} and vision_config.hidden_size={self.vision_config.hidden_size}; "
                 "use fusion='concat' or make them equal."
             )
+        if self.audio_window not in AUDIO_WINDOWS:
+            raise MMSLlamaConfigError(f"audio_window={self.audio_window!r} is not one of {AUDIO_WINDOWS}.")
+        if self.audio_window_bucket <= 0:
+            raise MMSLlamaConfigError(f"audio_window_bucket must be positive seconds, got {self.audio_window_bucket}.")
         low, high = self.rate_clamp
         if not 0 < low <= high:
             raise MMSLlamaConfigError(f"rate_clamp must be [low, high] with 0 < low <= high, got {self.rate_clamp}.")

@@ -478,8 +478,7 @@ class MMSLlamaForConditionalGeneration(MMSLlamaPreTrainedModel, GenerationMixin)
         )  # fmt: skip
 
         if input_features is not None:
-            audio = self._encode(self.audio_encoder, input_features)  # (B, 2 * window, Da) at 50 Hz
-            audio = audio[:, : WHISPER_FRAMES_PER_VIDEO_FRAME * max_frames]
+            audio = self._encode_audio(input_features, num_frames)[:, : WHISPER_FRAMES_PER_VIDEO_FRAME * max_frames]
         else:
             audio = frame_mask.new_zeros(
                 batch, WHISPER_FRAMES_PER_VIDEO_FRAME * max_frames, self.config.audio_config.d_model, dtype=self.dtype
@@ -500,6 +499,33 @@ class MMSLlamaForConditionalGeneration(MMSLlamaPreTrainedModel, GenerationMixin)
             speech = self._compress_with_convolutions(audio, video, num_frames)
         speech.speech_rate, speech.predicted_rate, speech.modality = rate, predicted_rate, modality
         return speech
+
+    def _encode_audio(self, input_features: torch.Tensor, num_frames: torch.Tensor) -> torch.Tensor:
+        """Whisper encoder output at 50 Hz: (B, L, Da), L = max_source_positions for the full window."""
+        if self.config.audio_window == "full":
+            return self._encode(self.audio_encoder, input_features)
+        # each clip is encoded on its own bucketed prefix, so its features do not depend on the rest of the batch
+        bucket = 2 * round(self.config.audio_window_bucket * 100 / 2)  # mel frames, even for Whisper's stride-2 conv
+        mel_frames = num_frames.cpu() * MEL_FRAMES_PER_VIDEO_FRAME
+        window = torch.clamp(-(-mel_frames // bucket) * bucket, max=self.config.num_mel_frames)
+        encoded = None
+        for length in window.unique().tolist():
+            rows = (window == length).nonzero().squeeze(-1).to(input_features.device)
+            with torch.set_grad_enabled(torch.is_grad_enabled() and not self._frozen(self.audio_encoder)):
+                hidden = self._encode_whisper_prefix(input_features[rows, :, :length])
+            if encoded is None:
+                encoded = hidden.new_zeros(len(input_features), int(window.max()) // 2, hidden.shape[-1])
+            encoded[rows, : hidden.shape[1]] = hidden
+        return encoded
+
+    def _encode_whisper_prefix(self, input_features: torch.Tensor) -> torch.Tensor:
+        """The Whisper encoder on a mel prefix shorter than its window (its forward accepts only the full window)."""
+        encoder = self.audio_encoder
+        hidden = F.gelu(encoder.conv2(F.gelu(encoder.conv1(input_features)))).transpose(1, 2)  # (B, L/2, Da)
+        hidden = hidden + encoder.embed_positions.weight[: hidden.shape[1]]
+        for layer in encoder.layers:
+            hidden = layer(hidden, None)
+        return encoder.layer_norm(hidden)
 
     def _predict_rate(self, audio: torch.Tensor, num_frames: torch.Tensor) -> torch.Tensor:
         features = audio[:, ::RATE_PREDICTOR_STRIDE]  # (B, ceil(2T / 4), Da) at 12.5 Hz

@@ -269,3 +269,19 @@ def test_bad_inputs_raise_clear_errors():
         model(input_features=good["input_features"], **prompts(batch=2))
     with pytest.raises(MMSLlamaInputError, match="got neither"):
         model(**prompts(batch=2))
+
+
+def test_utterance_audio_window_matches_full_window_on_full_length_clips():
+    full = tiny_model()
+    short = tiny_model(audio_window="utterance", audio_window_bucket=1.0)
+    short.load_state_dict(full.state_dict())
+    inputs = media(full.config, [125, 30])
+    encoded_full = full._encode_audio(inputs["input_features"], torch.tensor([125, 30]))
+    encoded_short = short._encode_audio(inputs["input_features"], torch.tensor([125, 30]))
+    assert encoded_short.shape == (2, 250, 32)
+    assert torch.allclose(encoded_short[0], encoded_full[0], atol=1e-5)  # 5 s clip: the bucket is the whole window
+    bucket_only = short._encode_audio(inputs["input_features"][1:], torch.tensor([30]))
+    assert bucket_only.shape == (1, 100, 32)  # 1.2 s rounds up to a 2 s bucket = 100 Whisper frames
+    assert torch.allclose(encoded_short[1, :100], bucket_only[0], atol=1e-5)  # independent of the batch
+    out = short(**inputs, **prompts(batch=2))
+    assert out.num_speech_tokens.tolist() == [15, 3]
