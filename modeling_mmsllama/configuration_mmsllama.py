@@ -352,6 +352,7 @@ PRESETS: dict[str, dict] = {
         "rate_predictor_conv_pos_groups": 8,
         "qformer_window": 1.5,
         "qformer_position_encoding": True,
+        "audio_window": "utterance",  # the demo recipe encodes only each clip's frames (demo-recipe.md)
         "max_video_frames": 250,
         "speech_token_id": _CHAR["speech"],
         "frozen_modules": ["audio_encoder", "vision_encoder", "rate_predictor"],

@@ -464,10 +464,14 @@ class MMSLlamaForConditionalGeneration(MMSLlamaPreTrainedModel, GenerationMixin)
         pixel_values_videos: torch.FloatTensor | None = None,
         video_mask: torch.Tensor | None = None,
         speech_rate: torch.Tensor | None = None,
+        has_audio: torch.Tensor | None = None,
+        has_video: torch.Tensor | None = None,
     ) -> MMSLlamaSpeechEmbeddings:
         """Encodes, fuses and compresses the speech of a batch into LLM-space tokens (see `MMSLlamaSpeechEmbeddings`).
 
         `speech_rate` (B,), when given, replaces the rate predictor's output in the query allocation.
+        `has_audio` / `has_video` (B,) bool, when given, zero the encoded stream of the samples where they are False
+        (per-sample modality dropout in training; such samples allocate queries with rate 1).
         """
         num_frames = self._num_frames(input_features_mask, pixel_values_videos, video_mask)
         max_frames = int(pixel_values_videos.shape[1]) if pixel_values_videos is not None else int(num_frames.max())
@@ -489,10 +493,17 @@ class MMSLlamaForConditionalGeneration(MMSLlamaPreTrainedModel, GenerationMixin)
         else:
             video = audio.new_zeros(batch, max_frames, self.config.vision_config.hidden_size)
 
+        if has_audio is not None:
+            audio = audio * has_audio.to(audio.dtype)[:, None, None]
+        if has_video is not None:
+            video = video * has_video.to(video.dtype)[:, None, None]
+
         predicted_rate = None
         if self.config.compression == "qformer" and self.config.use_rate_predictor and input_features is not None:
             predicted_rate = self._predict_rate(audio, num_frames)
         rate = predicted_rate.detach() if speech_rate is None and predicted_rate is not None else speech_rate
+        if rate is not None and has_audio is not None:
+            rate = torch.where(has_audio.bool(), rate, torch.ones_like(rate))
         if self.config.compression == "qformer":
             speech = self._compress_with_qformer(audio, video, num_frames, frame_mask, rate)
         else:
@@ -613,6 +624,8 @@ class MMSLlamaForConditionalGeneration(MMSLlamaPreTrainedModel, GenerationMixin)
         labels: torch.LongTensor | None = None,
         speech_rate: torch.FloatTensor | None = None,
         speech_rate_labels: torch.FloatTensor | None = None,
+        has_audio: torch.BoolTensor | None = None,
+        has_video: torch.BoolTensor | None = None,
         use_cache: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
         **kwargs,
@@ -632,10 +645,13 @@ class MMSLlamaForConditionalGeneration(MMSLlamaPreTrainedModel, GenerationMixin)
             place of the rate predictor's output.
         speech_rate_labels (`torch.FloatTensor` of shape `(batch_size,)`, *optional*): target normalised speech rates;
             adds the rate predictor's MSE to the loss when the predictor is trainable.
+        has_audio, has_video (`torch.BoolTensor` of shape `(batch_size,)`, *optional*): per-sample stream presence;
+            a False entry zeroes that sample's encoded stream (modality dropout).
         """
         self._check_inputs(input_ids, attention_mask, input_features, input_features_mask, pixel_values_videos,
                            video_mask, labels)  # fmt: skip
-        speech = self.get_speech_embeddings(input_features, input_features_mask, pixel_values_videos, video_mask, speech_rate)
+        speech = self.get_speech_embeddings(input_features, input_features_mask, pixel_values_videos, video_mask,
+                                            speech_rate, has_audio, has_video)  # fmt: skip
         inputs_embeds, attention_mask, position_ids, labels = self._merge_speech(input_ids, attention_mask, labels, speech)
         use_cache = use_cache if use_cache is not None else self.config.use_cache
         outputs = self.language_model(
@@ -675,6 +691,8 @@ class MMSLlamaForConditionalGeneration(MMSLlamaPreTrainedModel, GenerationMixin)
         pixel_values_videos: torch.FloatTensor | None = None,
         video_mask: torch.Tensor | None = None,
         speech_rate: torch.FloatTensor | None = None,
+        has_audio: torch.BoolTensor | None = None,
+        has_video: torch.BoolTensor | None = None,
         **generate_kwargs,
     ) -> torch.LongTensor:
         """Transcribes: builds the prompt + speech embeddings once and hands them to the language model's `generate`.
@@ -687,7 +705,8 @@ class MMSLlamaForConditionalGeneration(MMSLlamaPreTrainedModel, GenerationMixin)
             raise MMSLlamaInputError("generate() needs input_ids: the prompt with its speech placeholder.")
         self._check_inputs(input_ids, attention_mask, input_features, input_features_mask, pixel_values_videos,
                            video_mask, None)  # fmt: skip
-        speech = self.get_speech_embeddings(input_features, input_features_mask, pixel_values_videos, video_mask, speech_rate)
+        speech = self.get_speech_embeddings(input_features, input_features_mask, pixel_values_videos, video_mask,
+                                            speech_rate, has_audio, has_video)  # fmt: skip
         inputs_embeds, attention_mask, _, _ = self._merge_speech(input_ids, attention_mask, None, speech)
         text_config = self.config.text_config
         generate_kwargs.setdefault("eos_token_id", text_config.eos_token_id)

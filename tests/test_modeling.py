@@ -285,3 +285,15 @@ def test_utterance_audio_window_matches_full_window_on_full_length_clips():
     assert torch.allclose(encoded_short[1, :100], bucket_only[0], atol=1e-5)  # independent of the batch
     out = short(**inputs, **prompts(batch=2))
     assert out.num_speech_tokens.tolist() == [15, 3]
+
+
+def test_per_sample_stream_presence_zeroes_one_stream():
+    model = tiny_model()
+    inputs = media(model.config, [40, 40])
+    dropped = model(**inputs, **prompts(batch=2), has_audio=torch.tensor([True, False]))
+    video_only = model(pixel_values_videos=inputs["pixel_values_videos"], video_mask=inputs["video_mask"],
+                       **prompts(batch=2))  # fmt: skip
+    assert torch.allclose(dropped.logits[1], video_only.logits[1], atol=1e-5)
+    assert dropped.speech_rate[1] == 1.0
+    full = model(**inputs, **prompts(batch=2))
+    assert torch.allclose(dropped.logits[0], full.logits[0], atol=1e-5)
