@@ -174,7 +174,7 @@ class MMSLlamaQFormer(nn.Module):
     def __init__(self, config: MMSLlamaConfig):
         super().__init__()
         self.query_tokens = nn.Parameter(torch.zeros(1, config.max_queries, config.qformer_config.hidden_size))
-        self.qformer = Blip2QFormerModel(config.qformer_config)
+        self.bert = Blip2QFormerModel(config.qformer_config)  # named as the reference's `Qformer.bert`
         self.window = config.qformer_window
         self.position_encoding = config.qformer_position_encoding
 
@@ -186,10 +186,10 @@ class MMSLlamaQFormer(nn.Module):
         queries = self.query_tokens[:, :max_queries].expand(features.shape[0], -1, -1)
         query_mask = torch.arange(max_queries, device=features.device)[None, :] < num_queries[:, None]
         allowed = window_attention_mask(num_queries, num_frames, max_queries, max_frames, self.window)
-        dtype = self.qformer.layernorm.weight.dtype
+        dtype = self.bert.layernorm.weight.dtype
         cross_mask = torch.zeros(allowed.shape, dtype=dtype, device=features.device)
         cross_mask = cross_mask.masked_fill(~allowed, torch.finfo(dtype).min)[:, None]  # (B, 1, N, L), additive
-        output = self.qformer(
+        output = self.bert(
             query_embeds=queries,
             attention_mask=query_mask.long(),
             encoder_hidden_states=features,
