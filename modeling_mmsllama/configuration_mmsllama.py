@@ -52,6 +52,8 @@ class MMSLlamaAVHubertConfig(PreTrainedConfig):
         conv_pos (`int`) / conv_pos_groups (`int`): kernel and groups of the convolutional position embedding.
         layer_norm_first (`bool`): pre-LayerNorm Transformer layers (True for Large).
         image_size (`int`): side of the square mouth crop in pixels.
+        input_pool (`int`): average-pools the crops by this factor before the stem (1, the default, is AV-HuBERT;
+            the demo preset uses 4, 88 -> 22 pixels, so that the visual encoder trains on a CPU).
     """
 
     model_type = "mmsllama_avhubert"
@@ -73,6 +75,7 @@ class MMSLlamaAVHubertConfig(PreTrainedConfig):
     activation_dropout: float = 0.0
     layer_norm_eps: float = 1e-5
     image_size: int = 88
+    input_pool: int = 1
     initializer_range: float = 0.02
 
     def __post_init__(self, **kwargs):
@@ -342,7 +345,7 @@ PRESETS: dict[str, dict] = {
         "audio_config": _whisper(192, 3, 4, 768, 500, num_mel_bins=80),
         "vision_config": {
             "hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 512,
-            "resnet_width": 8, "resnet_layers": [1, 1, 1, 1], "conv_pos": 32, "conv_pos_groups": 8,
+            "resnet_width": 16, "resnet_layers": [1, 1, 1, 1], "conv_pos": 32, "conv_pos_groups": 8, "input_pool": 4,
         },  # fmt: skip
         "qformer_config": _qformer(192, 2, 4, 768),
         "rate_predictor_hidden_size": 64,

@@ -189,8 +189,9 @@ class AVHubertResNetTrunk(nn.Module):
 class AVHubertResNetEncoder(nn.Module):
     """(B, 1, T, H, W) gray frames -> (B, T, 8 * width) per-frame embeddings."""
 
-    def __init__(self, width: int, layers: list[int], relu_type: str):
+    def __init__(self, width: int, layers: list[int], relu_type: str, input_pool: int = 1):
         super().__init__()
+        self.input_pool = input_pool
         self.frontend3D = nn.Sequential(
             nn.Conv3d(1, width, kernel_size=(5, 7, 7), stride=(1, 2, 2), padding=(2, 3, 3), bias=False),
             nn.BatchNorm3d(width),
@@ -202,6 +203,8 @@ class AVHubertResNetEncoder(nn.Module):
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         batch, _, num_frames = video.shape[:3]
+        if self.input_pool > 1:
+            video = F.avg_pool3d(video, kernel_size=(1, self.input_pool, self.input_pool))
         x = self.frontend3D(video)  # (B, C, T, H/4, W/4)
         x = x.transpose(1, 2).flatten(0, 1)  # (B*T, C, H/4, W/4)
         return self.trunk(x).view(batch, num_frames, -1)
@@ -210,7 +213,9 @@ class AVHubertResNetEncoder(nn.Module):
 class AVHubertVideoFeatureExtractor(nn.Module):
     def __init__(self, config: MMSLlamaAVHubertConfig):
         super().__init__()
-        self.resnet = AVHubertResNetEncoder(config.resnet_width, config.resnet_layers, config.resnet_relu_type)
+        self.resnet = AVHubertResNetEncoder(
+            config.resnet_width, config.resnet_layers, config.resnet_relu_type, config.input_pool
+        )
         self.proj = nn.Linear(self.resnet.output_size, config.hidden_size)
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:

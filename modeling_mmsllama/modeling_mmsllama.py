@@ -307,6 +307,25 @@ class MMSLlamaForConditionalGeneration(MMSLlamaPreTrainedModel, GenerationMixin)
         self.post_init()
         self.freeze(config.frozen_modules)
 
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """As `PreTrainedModel.from_pretrained`; then freezes `config.frozen_modules` again (loading rebuilds the
+        parameters, which drops their `requires_grad` flags)."""
+        loaded = super().from_pretrained(*args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded
+        model.freeze(model.config.frozen_modules)
+        return loaded
+
+    @classmethod
+    def from_components(cls, whisper, avhubert, llm, lora=None, dtype=torch.float32, **config_overrides):
+        """A new model from pretrained parts in local folders: a Transformers Whisper folder, a converted AV-HuBERT
+        folder (or its fairseq `.pt`) and a Llama folder; encoders frozen, the rest configured as `paper-3b` unless
+        overridden. With `lora=True` (or a `LoraConfig`) the LLM gets LoRA r=16 / alpha=32 on q/k/v/o and a
+        `PeftModel` is returned. See `docs/conversion.md`."""
+        from .convert_mmsllama import build_from_components
+
+        return build_from_components(cls, whisper, avhubert, llm, lora=lora, dtype=dtype, **config_overrides)
+
     def _build_projector(self, in_features: int, out_features: int) -> MMSLlamaProjector:
         hidden = self.config.projector_hidden_size or (in_features + out_features) // 2
         return MMSLlamaProjector(in_features, hidden, out_features)

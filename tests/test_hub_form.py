@@ -64,3 +64,11 @@ def test_weights_are_safetensors_with_buffers(tmp_path):
     assert "qformer.query_tokens" in state
     assert "language_model.model.layers.0.self_attn.q_proj.weight" in state
     assert "vision_encoder.encoder.pos_conv.0.parametrizations.weight.original0" in state
+
+
+def test_frozen_modules_stay_frozen_after_loading(tmp_path):
+    tiny_model().save_pretrained(tmp_path)
+    loaded = type(tiny_model()).from_pretrained(tmp_path)
+    assert not any(p.requires_grad for p in loaded.audio_encoder.parameters())
+    assert not any(p.requires_grad for p in loaded.vision_encoder.parameters())
+    assert all(p.requires_grad for p in loaded.qformer.parameters())

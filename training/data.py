@@ -72,9 +72,20 @@ def _cache_path(folder: Path, split: str, entries: list[ManifestEntry]) -> Path:
     return folder / CACHE_DIRNAME / f"{split}-{digest}.pt"
 
 
-def load_split(data: str | os.PathLike, split: str, limit: int | None = None, skip_bad: bool = True) -> list[Utterance]:
+def load_split(data: str | os.PathLike, split: str, limit: int | None = None, skip_bad: bool = True,
+               max_frames: int | None = None) -> list[Utterance]:  # fmt: skip
     """Decodes a split (cached). A bad sample (unreadable file, empty transcript) is reported and skipped, or, with
-    `skip_bad=False`, stops with an error naming it."""
+    `skip_bad=False`, stops with an error naming it. Utterances longer than `max_frames` are left out and counted."""
+    utterances = _load_all(data, split, limit, skip_bad)
+    if max_frames is None:
+        return utterances
+    kept = [u for u in utterances if len(u.frames) <= max_frames]
+    if len(kept) < len(utterances):
+        print(f"{split}: left out {len(utterances) - len(kept)} utterance(s) longer than {max_frames} frames")
+    return kept
+
+
+def _load_all(data, split: str, limit: int | None, skip_bad: bool) -> list[Utterance]:
     folder = manifest_folder(data)
     tsv = folder / f"{split}.tsv"
     if not tsv.exists():

@@ -1,0 +1,1 @@
+"""Training and evaluation of MMS-LLaMA with Trainer, PEFT and DeepSpeed."""

@@ -1,0 +1,113 @@
+"""Batching: decoded utterances -> model inputs, with noise, modality dropout and video augmentation.
+
+All randomness is drawn from torch's global generator (one seed per batch), which `Trainer` checkpoints and
+restores, so a resumed run sees the same noise, crops and dropped streams as an uninterrupted one.
+"""
+
+import numpy as np
+import torch
+
+from modeling_mmsllama.configuration_mmsllama import AUDIO_SAMPLING_RATE
+from processing.noise import NoiseAugmenter, babble_noise, pink_noise, white_noise
+
+from .data import Utterance
+
+
+BABBLE_SECONDS = 10  # length of each pre-mixed babble signal
+NUM_BABBLE_SIGNALS = 8
+
+
+def training_noises(utterances: list[Utterance], seed: int) -> list[np.ndarray]:
+    """Babble made of training utterances (several mixes), plus white and pink noise, all 16 kHz mono."""
+    rng = np.random.default_rng(seed)
+    waveforms = [u.audio.astype(np.float32) for u in utterances]
+    num_samples = BABBLE_SECONDS * AUDIO_SAMPLING_RATE
+    noises = [babble_noise(waveforms, num_samples, rng=rng) for _ in range(NUM_BABBLE_SIGNALS)]
+    return noises + [white_noise(num_samples, rng), pink_noise(num_samples, rng)]
+
+
+def _batch_generator() -> np.random.Generator:
+    return np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item()))
+
+
+class AVSRCollator:
+    """Utterances -> `MMSLlamaProcessor` outputs (+ per-sample `has_audio` / `has_video`).
+
+    Args:
+        processor (`MMSLlamaProcessor`): featurises audio, video and text.
+        noise (`NoiseAugmenter`, *optional*): training noise (its generator is re-seeded per batch).
+        drop_audio (`float`) / drop_video (`float`): probability of zeroing a sample's audio / video stream (never both).
+        augment (`bool`): random crop and horizontal flip of the mouth crops.
+        with_text (`bool`): append transcripts and return `labels` (training); else prompt only (generation).
+        ctc (`bool`): also return `ctc_labels` (transcript characters, -100 padded) for the encoder stage.
+        modality (`str`): `"av"`, `"audio"` or `"video"`: which streams to feed at all.
+    """
+
+    def __init__(self, processor, noise: NoiseAugmenter | None = None, drop_audio: float = 0.0,
+                 drop_video: float = 0.0, augment: bool = False, with_text: bool = True, ctc: bool = False,
+                 modality: str = "av"):  # fmt: skip
+        self.processor = processor
+        self.noise = noise
+        self.drop_audio, self.drop_video = drop_audio, drop_video
+        self.augment = augment
+        self.with_text = with_text
+        self.ctc = ctc
+        self.modality = modality
+
+    def _audio(self, batch: list[Utterance], rng: np.random.Generator) -> list[np.ndarray]:
+        audio = [u.audio.astype(np.float32) for u in batch]
+        if self.noise is None:
+            return audio
+        self.noise.rng = rng
+        return [self.noise(waveform)[0] for waveform in audio]
+
+    def _stream_presence(self, size: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        draw = rng.random(size)  # one draw per sample: [0, drop_audio) audio off, [1 - drop_video, 1) video off
+        has_audio = torch.from_numpy(draw >= self.drop_audio)
+        has_video = torch.from_numpy(draw < 1.0 - self.drop_video) | ~has_audio
+        return has_audio, has_video
+
+    def ctc_labels(self, texts: list[str]) -> torch.Tensor:
+        ids = self.processor.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        labels = torch.full((len(ids), max(len(i) for i in ids)), -100)
+        for row, sequence in enumerate(ids):
+            labels[row, : len(sequence)] = torch.tensor(sequence)
+        return labels
+
+    def __call__(self, batch: list[Utterance]) -> dict:
+        rng = _batch_generator()
+        texts = [u.text for u in batch]
+        inputs = self.processor(
+            videos=[u.frames for u in batch] if self.modality != "audio" else None,
+            audio=self._audio(batch, rng) if self.modality != "video" else None,
+            sampling_rate=AUDIO_SAMPLING_RATE,
+            text=texts if self.with_text else None,
+            speech_rate=[u.speech_rate for u in batch],
+            video_is_roi=True,
+            modality=self.modality,
+            do_augment=self.augment,
+        )
+        features = dict(inputs)
+        if self.modality == "av" and (self.drop_audio or self.drop_video):
+            features["has_audio"], features["has_video"] = self._stream_presence(len(batch), rng)
+        if self.ctc:
+            features["ctc_labels"] = self.ctc_labels(texts)
+        return features
+
+
+class TextCollator:
+    """Transcripts -> BOS + text + EOS ids with labels, for pretraining the language model on text."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def __call__(self, batch: list[Utterance]) -> dict:
+        ids = [self.tokenizer(u.text)["input_ids"] + [self.tokenizer.eos_token_id] for u in batch]
+        longest = max(len(i) for i in ids)
+        input_ids = torch.full((len(ids), longest), self.tokenizer.pad_token_id)
+        attention_mask = torch.zeros((len(ids), longest), dtype=torch.long)
+        for row, sequence in enumerate(ids):
+            input_ids[row, : len(sequence)] = torch.tensor(sequence)
+            attention_mask[row, : len(sequence)] = 1
+        labels = input_ids.masked_fill(attention_mask == 0, -100)
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}

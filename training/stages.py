@@ -1,0 +1,143 @@
+"""The training stages of the demo recipe (`../shared/reference/demo-recipe.md`), each a module `Trainer` can train.
+
+- `encoders`: the audio (Whisper) and video (AV-HuBERT) encoders learn with CTC on transcript characters; they
+  stand in for the pretrained Whisper and AV-HuBERT of the paper.
+- `lm`: the language model learns the transcripts' text.
+- `rate-predictor`: the speech-rate predictor learns the normalised rate (MSE) on frozen audio features.
+- `avsr`: the paper's stage: frozen encoders, rate predictor and LLM (LoRA on q/k/v/o); the length adapter, fusion,
+  Q-Former and projector train.
+
+Every stage saves a complete MMS-LLaMA folder; later stages take the parts they need from earlier ones.
+"""
+
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from modeling_mmsllama import MMSLlamaConfig, MMSLlamaForConditionalGeneration
+from modeling_mmsllama.errors_mmsllama import MMSLlamaInputError
+
+
+STAGES = ("encoders", "lm", "rate-predictor", "avsr")
+PART_PREFIXES = {  # which weights each earlier stage contributes
+    "encoders": ("audio_encoder.", "vision_encoder."),
+    "lm": ("language_model.",),
+    "rate-predictor": ("rate_predictor.",),
+}
+LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj)"
+TRAINED_IN_AVSR = ("audio_adapter", "video_adapter", "fusion", "qformer", "projector", "video_projector")
+CTC_HEADS_FILE = "ctc_heads.safetensors"
+
+
+def load_parts(model: MMSLlamaForConditionalGeneration, folder: str | os.PathLike, stage: str) -> int:
+    """Copies the weights that `stage` trained from its output folder into `model`; returns how many tensors."""
+    path = Path(folder) / "model.safetensors"
+    if not path.exists():
+        raise MMSLlamaInputError(f"{folder}: no model.safetensors; pass the output folder of the {stage} stage.")
+    state = {k: v for k, v in load_file(path).items() if k.startswith(PART_PREFIXES[stage])}
+    if not state:
+        raise MMSLlamaInputError(f"{folder}: holds none of the {stage} stage's weights {PART_PREFIXES[stage]}.")
+    own = model.state_dict()
+    mismatched = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
+    if mismatched:
+        raise MMSLlamaInputError(
+            f"{folder}: {len(mismatched)} weights do not fit this configuration (e.g. {mismatched[0]}); "
+            "train all stages with the same preset."
+        )
+    model.load_state_dict(state, strict=False)
+    return len(state)
+
+
+class EncoderCTCModel(nn.Module):
+    """Stage `encoders`: CTC heads over the Whisper encoder (50 Hz) and AV-HuBERT (25 Hz) outputs."""
+
+    def __init__(self, model: MMSLlamaForConditionalGeneration, vocab_size: int, blank_id: int):
+        super().__init__()
+        self.model = model
+        self.blank_id = blank_id
+        self.audio_head = nn.Linear(model.config.audio_config.d_model, vocab_size)
+        self.video_head = nn.Linear(model.config.vision_config.hidden_size, vocab_size)
+
+    def _ctc(self, logits: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        log_probs = logits.float().log_softmax(-1).transpose(0, 1)  # (L, B, V)
+        target_lengths = (labels != -100).sum(-1)
+        targets = labels.clamp(min=0)
+        return F.ctc_loss(log_probs, targets, lengths, target_lengths, blank=self.blank_id, zero_infinity=True)
+
+    def forward(self, input_features, input_features_mask, pixel_values_videos, video_mask, ctc_labels, **unused):
+        num_frames = video_mask.long().sum(-1)
+        audio = self.model._encode_audio(input_features, num_frames)  # (B, L, Da) at 50 Hz
+        audio_lengths = torch.clamp(2 * num_frames, max=audio.shape[1])
+        video = self.model.vision_encoder(pixel_values_videos, video_mask.bool()).last_hidden_state  # (B, T, Dv)
+        audio_loss = self._ctc(self.audio_head(audio), audio_lengths, ctc_labels)
+        video_loss = self._ctc(self.video_head(video), num_frames, ctc_labels)
+        return {"loss": audio_loss + video_loss, "audio_loss": audio_loss.detach(), "video_loss": video_loss.detach()}
+
+    def save(self, folder: str | os.PathLike) -> None:
+        self.model.save_pretrained(folder)
+        heads = {f"audio_head.{k}": v for k, v in self.audio_head.state_dict().items()}
+        heads |= {f"video_head.{k}": v for k, v in self.video_head.state_dict().items()}
+        save_file({k: v.contiguous() for k, v in heads.items()}, Path(folder) / CTC_HEADS_FILE)
+
+
+class LanguageModelStage(nn.Module):
+    """Stage `lm`: the Llama model on transcripts alone."""
+
+    def __init__(self, model: MMSLlamaForConditionalGeneration):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask, labels, **unused):
+        return {"loss": self.model.language_model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss}
+
+    def save(self, folder: str | os.PathLike) -> None:
+        self.model.save_pretrained(folder)
+
+
+class RatePredictorStage(nn.Module):
+    """Stage `rate-predictor`: MSE between the predictor's output on frozen audio features and the rate label."""
+
+    def __init__(self, model: MMSLlamaForConditionalGeneration):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_features, input_features_mask, speech_rate_labels, video_mask=None, **unused):
+        num_frames = self.model._num_frames(input_features_mask, None, None) if video_mask is None else video_mask.sum(-1)
+        with torch.no_grad():
+            audio = self.model._encode_audio(input_features, num_frames)[:, : 2 * int(num_frames.max())]
+        rate = self.model._predict_rate(audio, num_frames)
+        loss = F.mse_loss(rate.float(), speech_rate_labels.float())
+        return {"loss": loss, "mean_abs_error": (rate.detach() - speech_rate_labels).abs().mean()}
+
+    def save(self, folder: str | os.PathLike) -> None:
+        self.model.save_pretrained(folder)
+
+
+def build_model(preset: str, config_overrides: dict, frozen: list[str], parts: dict[str, str | None]):
+    """A model of `preset` with the given frozen modules and the weights of earlier stages loaded."""
+    config = MMSLlamaConfig.from_preset(preset, frozen_modules=frozen, **config_overrides)
+    model = MMSLlamaForConditionalGeneration(config)
+    for stage, folder in parts.items():
+        if folder:
+            loaded = load_parts(model, folder, stage)
+            print(f"loaded {loaded} tensors of the {stage} stage from {folder}")
+    model.freeze(frozen)
+    return model
+
+
+def add_lora(model: MMSLlamaForConditionalGeneration, r: int, alpha: int, dropout: float):
+    """LoRA on the LLM's q/k/v/o projections; the non-LLM parts trained in this stage become `modules_to_save`."""
+    from peft import LoraConfig, get_peft_model
+
+    trained = [name for name in TRAINED_IN_AVSR if getattr(model, name, None) is not None]
+    trained = [name for name in trained if any(True for _ in getattr(model, name).parameters())]
+    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=LORA_TARGETS,
+                        modules_to_save=trained)  # fmt: skip
+    return get_peft_model(model, config)
+
+
+__all__ = ["STAGES", "EncoderCTCModel", "LanguageModelStage", "RatePredictorStage", "build_model", "add_lora", "load_parts"]
