@@ -141,13 +141,13 @@ def _conversion_notes(source_rate: int, source_channels: int) -> list[str]:
     return notes
 
 
-def _check_finite(audio: np.ndarray, source: str) -> None:
+def _check_finite(audio: np.ndarray, source: str, sample_rate: int) -> None:
     bad = ~np.isfinite(audio)
     if bad.any():
         first = int(np.argmax(bad))
         raise MMSLlamaInputError(
             f"{source}: audio has {int(bad.sum())} NaN/inf samples (first at sample {first}, "
-            f"{first / SAMPLE_RATE:.3f} s at 16 kHz).",
+            f"{first / sample_rate:.3f} s).",
             source=source,
         )
 
@@ -186,7 +186,7 @@ def read_media(path: str | os.PathLike, *, video: bool = True, audio: bool = Tru
         if audio_stream is not None:
             if waveform.size == 0:
                 raise MMSLlamaInputError(f"{path}: the audio stream has no samples (zero-length audio).", source=path)
-            _check_finite(waveform, path)
+            _check_finite(waveform, path, SAMPLE_RATE)
             media.source_sample_rate = audio_stream.rate or audio_stream.codec_context.sample_rate
             media.source_channels = audio_stream.codec_context.channels
             media.notes += _conversion_notes(media.source_sample_rate, media.source_channels)
@@ -242,7 +242,7 @@ def prepare_waveform(waveform, sampling_rate: int | None, source: str = "audio")
         waveform = (waveform.astype(np.float64) - offset) / (scale - offset)
     elif not np.issubdtype(waveform.dtype, np.floating):
         raise MMSLlamaInputError(f"{source}: unsupported waveform dtype {waveform.dtype}.", source=source)
-    _check_finite(waveform, source)
+    _check_finite(waveform, source, int(sampling_rate))
 
     channels = 1
     if waveform.ndim == 2:
@@ -280,7 +280,9 @@ def align_audio_to_frames(audio: np.ndarray, num_frames: int) -> tuple[np.ndarra
     if difference == 0:
         return audio, None
     if difference > 0:
-        return audio[:target], f"audio trimmed by {difference / SAMPLE_RATE * 1000:.1f} ms to match {num_frames} video frames"
+        return audio[
+            :target
+        ], f"audio trimmed by {difference / SAMPLE_RATE * 1000:.1f} ms to match {num_frames} video frames"
     padded = np.concatenate([audio, np.zeros(-difference, audio.dtype)])
     return padded, f"audio zero-padded by {-difference / SAMPLE_RATE * 1000:.1f} ms to match {num_frames} video frames"
 

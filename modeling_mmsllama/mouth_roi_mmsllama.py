@@ -96,7 +96,9 @@ class DlibFaceLandmarker(FaceLandmarker):
         predictor_path (`str`, *optional*): a 68-point `.dat` file; defaults to the one in `face-recognition-models`.
     """
 
-    def __init__(self, upsample: int = 0, min_score: float = 0.3, max_side: int = 640, predictor_path: str | None = None):
+    def __init__(
+        self, upsample: int = 0, min_score: float = 0.3, max_side: int = 640, predictor_path: str | None = None
+    ):
         self.upsample = upsample
         self.min_score = min_score
         self.max_side = max_side
@@ -110,7 +112,7 @@ class DlibFaceLandmarker(FaceLandmarker):
         rectangles, scores, _ = detector.run(small, self.upsample, 0.0)
         return [
             FaceBox(r.left() * step, r.top() * step, r.right() * step, r.bottom() * step, score)
-            for r, score in zip(rectangles, scores)
+            for r, score in zip(rectangles, scores, strict=True)
             if score >= self.min_score
         ]
 
@@ -205,13 +207,19 @@ def warp_mouth_crop(gray: np.ndarray, keypoints: np.ndarray, size: int = ROI_SIZ
 
 
 def smooth_keypoints(keypoints: np.ndarray, window: int) -> np.ndarray:
-    """Centred moving average over time of `(T, K, 2)` keypoints; the ends are padded by repetition."""
-    if window <= 1 or len(keypoints) < 2:
+    """Centred moving average over time of `(T, K, 2)` keypoints.
+
+    Near the ends the window shrinks so that it stays centred (frame 0 is its own average), which avoids dragging the
+    first and last frames towards their neighbours.
+    """
+    num_frames = len(keypoints)
+    if window <= 1 or num_frames < 3:
         return keypoints
-    half = window // 2
-    padded = np.concatenate([np.repeat(keypoints[:1], half, 0), keypoints, np.repeat(keypoints[-1:], half, 0)])
-    cumulative = np.concatenate([np.zeros_like(padded[:1]), np.cumsum(padded, axis=0)])
-    return (cumulative[2 * half + 1 :] - cumulative[: -2 * half - 1]) / (2 * half + 1)
+    frames = np.arange(num_frames)
+    half = np.minimum(np.minimum(frames, num_frames - 1 - frames), window // 2)
+    cumulative = np.concatenate([np.zeros_like(keypoints[:1]), np.cumsum(keypoints, axis=0)])
+    totals = cumulative[frames + half + 1] - cumulative[frames - half]
+    return totals / (2 * half + 1)[:, None, None]
 
 
 class MouthROIExtractor:

@@ -13,10 +13,17 @@ from transformers.utils import logging
 
 from .configuration_mmsllama import DEFAULT_PROMPT, SPEECH_TOKEN, MMSLlamaConfig
 from .errors_mmsllama import MMSLlamaInputError
-from .media_mmsllama import SAMPLE_RATE, SAMPLES_PER_FRAME, VIDEO_FPS, align_audio_to_frames, prepare_waveform, read_media
+from .media_mmsllama import (
+    SAMPLE_RATE,
+    SAMPLES_PER_FRAME,
+    VIDEO_FPS,
+    align_audio_to_frames,
+    prepare_waveform,
+    read_media,
+)
 from .mouth_roi_mmsllama import MouthROIExtractor, to_gray
 from .tokenization_mmsllama import CHAR_VOCAB_SIZE, build_char_tokenizer
-from .video_processing_mmsllama import MMSLlamaVideoProcessor
+from .video_processing_mmsllama import ROI_SIDE, MMSLlamaVideoProcessor
 
 
 logger = logging.get_logger(__name__)
@@ -34,9 +41,9 @@ class MediaInfo:
     Attributes:
         video (`str`, *optional*): where the video came from (a path, or `"videos[i]"` for an array).
         audio (`str`, *optional*): where the audio came from (a path, `"audio[i]"`, or the video's path for its track).
-        modality (`str`): the streams handed to the model: `"av"`, `"audio"` or `"video"`.
+        modality (`str`): this sample's real streams: `"av"`, `"audio"` or `"video"`.
         num_frames (`int`): length in 25 fps frames (for audio-only: frames the audio covers, rounded up).
-        num_samples (`int`): 16 kHz audio samples given to the feature extractor (0 without audio).
+        num_samples (`int`): 16 kHz audio samples given to the feature extractor (0 without real audio).
         source_fps (`float`, *optional*) / source_sample_rate (`int`, *optional*) / source_channels (`int`, *optional*):
             the media's own rates before conversion.
         missing_face_frames (`list[int]`): frames where no face was found (their crop was interpolated).
@@ -62,6 +69,12 @@ class _Sample:
     frames: np.ndarray | None
     audio: np.ndarray | None
     info: MediaInfo
+
+
+def _own_modality(sample: _Sample) -> str:
+    if sample.frames is not None and sample.audio is not None:
+        return "av"
+    return "video" if sample.frames is not None else "audio"
 
 
 def _as_list(items) -> list:
@@ -178,7 +191,14 @@ class MMSLlamaProcessor(ProcessorMixin):
 
     @property
     def model_input_names(self) -> list[str]:
-        return ["input_ids", "attention_mask", "input_features", "input_features_mask", "pixel_values_videos", "video_mask"]
+        return [
+            "input_ids",
+            "attention_mask",
+            "input_features",
+            "input_features_mask",
+            "pixel_values_videos",
+            "video_mask",
+        ]
 
     @property
     def max_samples(self) -> int:
@@ -209,8 +229,9 @@ class MMSLlamaProcessor(ProcessorMixin):
                 file's own audio track is used.
             sampling_rate (`int`, *optional*): sample rate of waveform arrays (required for them); resampled to 16 kHz.
             modality (`str`, *optional*): `"av"`, `"audio"` or `"video"`: the streams the caller needs; a missing one is
-                an error. Left out, the processor uses what the media has, the same for the whole batch, and reports
-                each fallback in `media_info`.
+                an error. Left out, the processor uses what each sample's media has and reports each fallback in
+                `media_info`; when samples differ, the batch carries both streams with blanks standing in for the
+                missing ones, and `has_audio`/`has_video` say which are real.
             speech_rate (`float` or `list[float]`, *optional*): speaking-rate labels, returned as `speech_rate_labels`.
             video_is_roi (`bool`, *optional*): whether video frames are mouth crops already; by default, frames no
                 larger than 128x128 are.
@@ -219,8 +240,9 @@ class MMSLlamaProcessor(ProcessorMixin):
 
         Returns:
             [`BatchFeature`] with `input_ids`, `attention_mask`, (`labels`), (`input_features`, `input_features_mask`),
-            (`pixel_values_videos`, `video_mask`), (`speech_rate_labels`), and two attributes that are not model
-            inputs: `modality` (the batch's modality) and `media_info` (a [`MediaInfo`] per sample).
+            (`pixel_values_videos`, `video_mask`), (`has_audio`, `has_video`: `(B,)` bool, only for a batch whose
+            samples carry different streams), (`speech_rate_labels`), and two attributes that are not model inputs:
+            `modality` (the batch's modality) and `media_info` (a [`MediaInfo`] per sample).
 
         Raises:
             [`MMSLlamaInputError`]: bad or unusable input; the message names the file and the problem.
@@ -250,20 +272,26 @@ class MMSLlamaProcessor(ProcessorMixin):
             )
             for i in range(batch_size)
         ]
-        batch_modality = self._settle_modality(samples, modality)
+        batch_modality, mixed = self._settle_modality(samples, modality)
+        presence = [(sample.audio is not None, sample.frames is not None) for sample in samples]
         for sample in samples:
-            self._finish_sample(sample, batch_modality)
+            self._finish_sample(sample, batch_modality, mixed)
 
         data = self._tokenize(text, batch_size)
         if batch_modality != "video":
             data.update(self._audio_features([sample.audio for sample in samples]))
         if batch_modality != "audio":
-            data.update(self.video_processor([sample.frames for sample in samples], do_augment=do_augment, return_tensors="pt"))
+            data.update(
+                self.video_processor([sample.frames for sample in samples], do_augment=do_augment, return_tensors="pt")
+            )
+        if mixed:
+            data["has_audio"] = torch.tensor([audio for audio, _ in presence])
+            data["has_video"] = torch.tensor([video for _, video in presence])
         if speech_rate is not None:
-            rates = _as_list(speech_rate)
-            if len(rates) != batch_size:
-                raise MMSLlamaInputError(f"Got {len(rates)} speech_rate values for {batch_size} samples.")
-            data["speech_rate_labels"] = torch.tensor(rates, dtype=torch.float32)
+            rates = torch.atleast_1d(torch.as_tensor(speech_rate, dtype=torch.float32))
+            if rates.shape != (batch_size,):
+                raise MMSLlamaInputError(f"Got {rates.numel()} speech_rate values for {batch_size} samples.")
+            data["speech_rate_labels"] = rates
 
         outputs = BatchFeature(data, tensor_type=return_tensors)
         outputs.modality = batch_modality
@@ -314,7 +342,9 @@ class MMSLlamaProcessor(ProcessorMixin):
             audio, info.audio = self._read_audio(audio_item, index, sampling_rate, info)
 
         if frames is not None:
-            frames = self._mouth_crops(frames, info, video_is_roi, required=modality in ("av", "video"), problems=problems)
+            frames = self._mouth_crops(
+                frames, info, video_is_roi, required=modality in ("av", "video"), problems=problems
+            )
 
         for stream, message in problems:
             if modality is not None and (modality == "av" or modality == stream):
@@ -379,47 +409,40 @@ class MMSLlamaProcessor(ProcessorMixin):
         return rois.rois
 
     @staticmethod
-    def _settle_modality(samples: list[_Sample], modality: str | None) -> str:
-        """The batch's modality: the requested one, or the streams every sample has."""
+    def _settle_modality(samples: list[_Sample], modality: str | None) -> tuple[str, bool]:
+        """The batch's modality, and whether its samples carry different streams (then the batch is `"av"` and
+        `has_audio`/`has_video` mark each sample's real streams; the model zeroes the others)."""
         if modality is not None:
-            return modality
-        has_video = all(sample.frames is not None for sample in samples)
-        has_audio = all(sample.audio is not None for sample in samples)
-        if not has_video and not has_audio:
-            raise MMSLlamaInputError(
-                "The batch mixes samples with only audio and samples with only video; process them separately "
-                f"(per sample: {[('video' if s.frames is not None else 'audio') for s in samples]})."
-            )
-        batch_modality = "av" if has_video and has_audio else ("video" if has_video else "audio")
-        for sample in samples:
-            dropped = [
-                name
-                for name, present, used in (("video", sample.frames is not None, has_video), ("audio", sample.audio is not None, has_audio))
-                if present and not used
-            ]
-            if dropped:
-                reason = f"{dropped[0]} left out so the whole batch is {batch_modality!r} (another sample lacks it)"
-                sample.info.fallback = f"{sample.info.fallback}; {reason}" if sample.info.fallback else reason
-        return batch_modality
+            return modality, False
+        kinds = {_own_modality(sample) for sample in samples}
+        return (kinds.pop(), False) if len(kinds) == 1 else ("av", True)
 
-    def _finish_sample(self, sample: _Sample, batch_modality: str) -> None:
-        """Keeps the batch's streams, aligns audio to video and checks the length limit."""
+    def _finish_sample(self, sample: _Sample, batch_modality: str, mixed: bool) -> None:
+        """Keeps the batch's streams, stands in for a missing one in a mixed batch, aligns audio to video and checks
+        the length limit."""
         info = sample.info
         if batch_modality == "audio":
             sample.frames, info.video = None, None
         if batch_modality == "video":
             sample.audio, info.audio = None, None
-        info.modality = batch_modality
+        info.modality = _own_modality(sample)
         source = info.video or info.audio
+        info.num_samples = 0 if sample.audio is None else len(sample.audio)
         if sample.frames is not None:
             info.num_frames = len(sample.frames)
-            if sample.audio is not None:
-                sample.audio, note = align_audio_to_frames(sample.audio, info.num_frames)
-                if note:
-                    info.notes.append(note)
         else:
             info.num_frames = -(-len(sample.audio) // SAMPLES_PER_FRAME)
-        info.num_samples = 0 if sample.audio is None else len(sample.audio)
+        if mixed and sample.frames is None:
+            sample.frames = np.zeros((info.num_frames, ROI_SIDE, ROI_SIDE), np.uint8)
+            info.notes.append("no video: blank frames stand in (has_video=False)")
+        if mixed and sample.audio is None:
+            sample.audio = np.zeros(info.num_frames * SAMPLES_PER_FRAME, np.float32)
+            info.notes.append("no audio: silence stands in (has_audio=False)")
+        if sample.frames is not None and sample.audio is not None:
+            sample.audio, note = align_audio_to_frames(sample.audio, info.num_frames)
+            if note and info.num_samples:
+                info.notes.append(note)
+            info.num_samples = len(sample.audio) if info.num_samples else 0
         limit_frames = self.max_samples // SAMPLES_PER_FRAME
         if info.num_frames > limit_frames:
             raise MMSLlamaInputError(
@@ -454,7 +477,9 @@ class MMSLlamaProcessor(ProcessorMixin):
         for transcript in transcripts or [None] * batch_size:
             ids, labels = list(prompt_ids), [IGNORE_INDEX] * len(prompt_ids)
             if transcript is not None:
-                answer = self.tokenizer(transcript, add_special_tokens=False)["input_ids"] + [self.tokenizer.eos_token_id]
+                answer = self.tokenizer(transcript, add_special_tokens=False)["input_ids"] + [
+                    self.tokenizer.eos_token_id
+                ]
                 ids += answer
                 labels += answer
             sequences.append(ids)

@@ -117,7 +117,9 @@ class MMSLlamaVideoProcessor(BaseVideoProcessor):
                 video = self._random_crop_and_flip(video, crop_size.height, crop_size.width)
             elif do_center_crop:
                 video = self.center_crop(video, crop_size)
-            clips.append(self.rescale_and_normalize(video, do_rescale, rescale_factor, do_normalize, image_mean, image_std))
+            clips.append(
+                self.rescale_and_normalize(video, do_rescale, rescale_factor, do_normalize, image_mean, image_std)
+            )
 
         longest = max(len(clip) for clip in clips)
         pixel_values = clips[0].new_zeros((len(clips), longest, *clips[0].shape[1:]), dtype=torch.float32)

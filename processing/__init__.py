@@ -1,0 +1,1 @@
+"""Data preparation at dataset scale: manifests, mouth-ROI cropping, noise, the synthetic corpus."""

@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 from dataclasses import dataclass, field, replace
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np

@@ -42,7 +42,9 @@ def write_clip(
             audio_stream = container.add_stream(audio_codec, rate=sample_rate, layout=layout)
         if video_stream is not None:
             for frame in frames:
-                for packet in video_stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+                for packet in video_stream.encode(
+                    av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+                ):
                     container.mux(packet)
             container.mux(video_stream.encode())
         if audio_stream is not None:

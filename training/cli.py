@@ -81,6 +81,8 @@ def train(argv: list[str] | None = None) -> Path:
     args, training = parser.parse_args_into_dataclasses(args=argv)
     if args.stage not in STAGES:
         raise MMSLlamaInputError(f"--stage {args.stage!r} is not one of {STAGES}.")
+    if args.valid_split == "test":
+        raise MMSLlamaInputError("--valid_split must not be the test split: validate on held-out data you do not report.")
     training = _training_args(args, training)
     set_seed(training.seed)
 
@@ -183,7 +185,7 @@ def eval_command(argv: list[str] | None = None) -> dict:
     if args.noise_split == args.split:
         raise SystemExit("--noise_split must differ from --split, so the babble holds no evaluated utterance")
     model = MMSLlamaForConditionalGeneration.from_pretrained(args.model, dtype=torch.float32).eval()
-    processor = MMSLlamaProcessor.from_pretrained(args.model)
+    processor = MMSLlamaProcessor.from_pretrained(args.model, trust_remote_code=True)
     utterances = load_split(args.data, args.split, args.limit, max_frames=model.config.max_video_frames)
     noise = evaluation_noise(load_split(args.data, args.noise_split, 200))
     report = evaluate(model, processor, utterances, noise, args.snr, args.modality, args.batch_size, args.num_beams)

@@ -4,8 +4,9 @@ Layout of a corpus folder `out/`:
 
     corpus.json                   settings, speakers and their splits, counts (see `CorpusConfig`)
     meta/<speaker>/<utt>.json     one utterance: text, voice, rate, word and phoneme times, mouth track
-    roi96/<speaker>/<utt>.mp4     96x96 gray mouth ROI + 16 kHz AAC audio (for random 88x88 crops)
-    roi88/<speaker>/<utt>.mp4     its 88x88 centre crop + the same audio (model input as is)
+    roi88/<speaker>/<utt>.mp4     88x88 gray mouth ROI + 16 kHz AAC audio (model input as is)
+    roi96/<speaker>/<utt>.mp4     the 96x96 ROI it is the centre crop of, no audio (for random 88x88
+                                  crops; its manifests point `audio_path` at the roi88 file)
     face/<speaker>/<utt>.mp4      320x240 RGB talking face + audio (splits in `face_splits` only)
     <variant>/{train,valid,test}.tsv|.wrd, <variant>/manifest.json     LRS3-style manifests per variant
     dataset/                      `datasets.DatasetDict` (save_to_disk), one row per utterance
@@ -38,6 +39,7 @@ from .visemes import mouth_track
 CORPUS_VERSION = 1
 DATASET_TAG = "synthgrid"
 VARIANTS = ("roi88", "roi96", "face")
+AUDIO_SOURCE = {"roi96": "roi88"}  # variants stored without audio, and the variant whose file has it
 MAX_RATE_WPM = 320  # faster than this, espeak's words blur together
 LEAD_SILENCE_S = (0.1, 0.3)  # silence before and after the speech, uniform in this range
 TAIL_SILENCE_S = (0.1, 0.3)
@@ -85,20 +87,41 @@ class CorpusConfig:
         return identity
 
 
-def _timed(units: list[TimedUnit], offset_s: float, key: str) -> list[dict]:
-    return [{key: u.label, "start": round(u.start + offset_s, TIME_DECIMALS), "end": round(u.end + offset_s, TIME_DECIMALS)} for u in units]
+def _timed(units: list[TimedUnit], key: str) -> list[dict]:
+    return [{key: u.label, "start": round(u.start, TIME_DECIMALS), "end": round(u.end, TIME_DECIMALS)} for u in units]
 
 
-def _utterance_paths(out: Path, speaker: Speaker, index: int) -> dict[str, Path]:
+def _utterance_paths(speaker: Speaker, index: int) -> dict[str, Path]:
     name = f"{speaker.speaker_id}/u{index:05d}"
     paths = {variant: Path(variant) / f"{name}.mp4" for variant in VARIANTS}
     paths["meta"] = Path("meta") / f"{name}.json"
     return paths
 
 
-def generate_utterance(out: Path, config: CorpusConfig, speaker: Speaker, index: int) -> dict:
-    """Synthesise, render and write utterance `index` of `speaker`; returns its metadata (also written)."""
-    rng = np.random.default_rng([config.seed, index])
+@dataclass(frozen=True)
+class SpokenUtterance:
+    """The audio side of one utterance, padded with silence to whole video frames.
+
+    Attributes:
+        words: the transcript's words ("a", not its spoken form).
+        audio: `(num_video_frames * 640,)` int16 at 16 kHz.
+        word_times, phonemes: timed units in seconds from the start of `audio`.
+    """
+
+    words: list[str]
+    rate_wpm: int
+    word_gap_10ms: int
+    audio: np.ndarray
+    word_times: list[TimedUnit]
+    phonemes: list[TimedUnit]
+
+    @property
+    def num_video_frames(self) -> int:
+        return len(self.audio) // SAMPLES_PER_FRAME
+
+
+def speak_utterance(rng: np.random.Generator, speaker: Speaker) -> SpokenUtterance:
+    """Draw a sentence, a speaking rate and a pause length, synthesise it and pad it with lead/tail silence."""
     for _ in range(MAX_SYNTHESIS_ATTEMPTS):
         words = sample_sentence(rng)
         rate = int(np.clip(round(speaker.rate_centre_wpm * np.exp(rng.uniform(-RATE_SPREAD, RATE_SPREAD))), MIN_RATE_WPM, MAX_RATE_WPM))
@@ -109,7 +132,7 @@ def generate_utterance(out: Path, config: CorpusConfig, speaker: Speaker, index:
         except SynthesisError as error:
             last_error = error
     else:
-        raise SynthesisError(f"utterance {index}: no valid synthesis in {MAX_SYNTHESIS_ATTEMPTS} attempts ({last_error})")
+        raise SynthesisError(f"speaker {speaker.speaker_id}: no valid synthesis in {MAX_SYNTHESIS_ATTEMPTS} attempts ({last_error})")
 
     lead = int(round(rng.uniform(*LEAD_SILENCE_S) * AUDIO_SAMPLE_RATE_HZ))
     tail = int(round(rng.uniform(*TAIL_SILENCE_S) * AUDIO_SAMPLE_RATE_HZ))
@@ -117,14 +140,26 @@ def generate_utterance(out: Path, config: CorpusConfig, speaker: Speaker, index:
     audio = np.zeros(num_frames * SAMPLES_PER_FRAME, np.int16)
     audio[lead : lead + len(speech.audio)] = speech.audio
     offset = lead / AUDIO_SAMPLE_RATE_HZ
-    phonemes = [TimedUnit(p.label, p.start + offset, p.end + offset) for p in speech.phonemes]
-    shapes = mouth_track(phonemes, num_frames)
 
-    paths = _utterance_paths(out, speaker, index)
+    def shift(units):
+        return [TimedUnit(u.label, u.start + offset, u.end + offset) for u in units]
+
+    word_times = [TimedUnit(word, u.start, u.end) for word, u in zip(words, shift(speech.words))]
+    return SpokenUtterance(words, rate, word_gap, audio, word_times, shift(speech.phonemes))
+
+
+def generate_utterance(out: Path, config: CorpusConfig, speaker: Speaker, index: int) -> dict:
+    """Synthesise, render and write utterance `index` of `speaker`; returns its metadata (also written)."""
+    rng = np.random.default_rng([config.seed, index])
+    spoken = speak_utterance(rng, speaker)
+    audio, num_frames = spoken.audio, spoken.num_video_frames
+    shapes = mouth_track(spoken.phonemes, num_frames)
+
+    paths = _utterance_paths(speaker, index)
     roi = render_roi(shapes, speaker, rng)
-    for variant, video in (("roi96", roi), ("roi88", centre_crop(roi))):
+    for variant, video, sound in (("roi88", centre_crop(roi), audio), ("roi96", roi, None)):
         (out / paths[variant]).parent.mkdir(parents=True, exist_ok=True)
-        write_mp4(out / paths[variant], video, audio)
+        write_mp4(out / paths[variant], video, sound)
     media = {"roi96": str(paths["roi96"]), "roi88": str(paths["roi88"])}
     extra = {}
     if speaker.split in config.face_splits:
@@ -139,23 +174,22 @@ def generate_utterance(out: Path, config: CorpusConfig, speaker: Speaker, index:
         "index": index,
         "speaker": speaker.speaker_id,
         "split": speaker.split,
-        "text": " ".join(words),
-        "spoken_text": " ".join(spoken_form(words)),
+        "text": " ".join(spoken.words),
+        "spoken_text": " ".join(spoken_form(spoken.words)),
         "voice": speaker.voice,
-        "rate_wpm": rate,
+        "rate_wpm": spoken.rate_wpm,
         "pitch": speaker.pitch,
         "pitch_range": speaker.pitch_range,
-        "word_gap_ms": word_gap * 10,
+        "word_gap_ms": spoken.word_gap_10ms * 10,
         "num_video_frames": num_frames,
         "num_audio_samples": len(audio),
         "speech_rate": speech_rate_label(WORDS_PER_SENTENCE, num_frames, config.speech_rate_constant),
-        "words": _timed(speech.words, offset, "word"),
-        "phonemes": _timed(speech.phonemes, offset, "phoneme"),
-        "mouth_shapes": np.round(shapes, 3).tolist(),
+        "words": _timed(spoken.word_times, "word"),
+        "phonemes": _timed(spoken.phonemes, "phoneme"),
+        "mouth_shapes": np.round(shapes, 2).tolist(),
         "media": media,
         **extra,
     }
-    metadata["words"] = [dict(w, word=t) for w, t in zip(metadata["words"], words)]  # "a", not its spoken "eh"
     meta_path = out / paths["meta"]
     meta_path.parent.mkdir(parents=True, exist_ok=True)
     temporary = meta_path.with_name(f".{meta_path.name}.tmp{os.getpid()}")
@@ -217,7 +251,7 @@ def _write_manifests(out: Path, config: CorpusConfig, utterances: list[dict]) ->
                 ManifestEntry(
                     dataset_tag=f"{DATASET_TAG}/{variant}",
                     video_path=str(Path(u["media"][variant]).relative_to(variant)),
-                    audio_path=str(Path(u["media"][variant]).relative_to(variant)),
+                    audio_path=os.path.relpath(u["media"][AUDIO_SOURCE.get(variant, variant)], variant),
                     num_video_frames=u["num_video_frames"],
                     num_audio_samples=u["num_audio_samples"],
                     speech_rate=u["speech_rate"],
@@ -235,7 +269,7 @@ def _write_manifests(out: Path, config: CorpusConfig, utterances: list[dict]) ->
                 corpus="synthetic GRID (mms-llama processing.synth)",
                 variant=variant,
                 splits=variant_counts,
-                audio="AAC inside the mp4 (audio_path == video_path); trim to num_video_frames * 640 samples",
+                audio="16 kHz AAC inside the audio_path mp4; decode and keep num_video_frames * 640 samples",
             )
         counts[variant] = variant_counts
     return counts
@@ -298,7 +332,7 @@ def generate_corpus(out: str | os.PathLike, config: CorpusConfig, overwrite: boo
     bar = tqdm(range(config.utterances), desc=f"synthgrid -> {out}", unit="utt", disable=not progress)
     for index in bar:
         speaker = speakers[index % len(speakers)]
-        metadata = _load_done(out, _utterance_paths(out, speaker, index))
+        metadata = _load_done(out, _utterance_paths(speaker, index))
         if metadata is None:
             metadata = generate_utterance(out, config, speaker, index)
         else:
@@ -324,4 +358,4 @@ def load_corpus_dataset(out: str | os.PathLike):
     def absolute(row):
         return {k: str(out / row[k]) if row[k] else "" for k in ("video_roi88", "video_roi96", "video_face")}
 
-    return datasets.load_from_disk(str(out / "dataset")).map(absolute, desc="resolving paths")
+    return datasets.load_from_disk(str(out / "dataset")).map(absolute, keep_in_memory=True, desc="resolving paths")

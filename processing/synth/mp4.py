@@ -17,6 +17,7 @@ VIDEO_FPS = 25
 AUDIO_SAMPLE_RATE_HZ = 16000
 SAMPLES_PER_FRAME = AUDIO_SAMPLE_RATE_HZ // VIDEO_FPS  # 640 audio samples per 40 ms video frame
 AUDIO_BITRATE_BPS = 32000
+AUDIO_CODER = "fast"  # ffmpeg's AAC coder: "fast" is 3x quicker than the default "twoloop" at the same size
 VIDEO_CRF = "23"  # x264 constant rate factor: lower is better quality and bigger files
 VIDEO_PRESET = "veryfast"
 
@@ -46,6 +47,7 @@ def write_mp4(path: str | Path, frames: np.ndarray, audio: np.ndarray | None = N
             sound = container.add_stream("aac", rate=AUDIO_SAMPLE_RATE_HZ)
             sound.layout = "mono"
             sound.bit_rate = AUDIO_BITRATE_BPS
+            sound.options = {"aac_coder": AUDIO_CODER}
         for image in frames:
             container.mux(video.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=pixel_format)))
         container.mux(video.encode())

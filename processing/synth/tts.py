@@ -6,9 +6,14 @@ samples together with WORD and PHONEME events that carry their sample positions,
 they come from the synthesiser itself. The result is resampled to 16 kHz.
 
 libespeak-ng keeps global state (one voice, one callback), so this module holds a single engine; it is not
-thread-safe, and one process synthesises one utterance at a time.
+thread-safe, and one process synthesises one utterance at a time. Part of that state carries over from
+one utterance to the next (the pitch-flutter phase of the default synthesiser), so the same call could
+give a slightly different waveform, a few samples longer or shorter, depending on what was spoken before.
+To make every utterance depend on its own arguments only, the library is unloaded and loaded again
+before each one (about 8 ms).
 """
 
+import _ctypes
 import ctypes
 from dataclasses import dataclass
 from fractions import Fraction
@@ -31,7 +36,6 @@ _PARAM_RATE, _PARAM_PITCH, _PARAM_RANGE, _PARAM_WORDGAP = 1, 3, 4, 7
 _EVENT_LIST_TERMINATED, _EVENT_WORD, _EVENT_END, _EVENT_MSG_TERMINATED, _EVENT_PHONEME = 0, 1, 5, 6, 7
 _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
-_STRESS_MARKS = "ˈˌ"
 
 
 class _EventId(ctypes.Union):
@@ -74,7 +78,7 @@ class Synthesis:
     Attributes:
         audio: `(num_samples,)` int16 at 16 kHz mono.
         words: one entry per word of the input, in order; `start` is the WORD event (it includes a stop's
-            closure), `end` the end of the word's last phoneme.
+            closure) or the previous word's end if that is later, `end` the end of the word's last phoneme.
         phonemes: IPA phonemes without stress marks, pauses left out, each with its span.
     """
 
@@ -119,6 +123,10 @@ class _Engine:
             i += 1
         return 0
 
+    def close(self) -> None:
+        """Unload the library, so the next engine starts from a clean state."""
+        _ctypes.dlclose(self.lib._handle)
+
     def synthesize(self, text: str, voice: str, rate_wpm: int, pitch: int, pitch_range: int, word_gap_10ms: int):
         if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
             raise SynthesisError(f"libespeak-ng has no voice {voice!r}")
@@ -135,10 +143,11 @@ class _Engine:
 _ENGINE: _Engine | None = None
 
 
-def _engine() -> _Engine:
+def _fresh_engine() -> _Engine:
     global _ENGINE
-    if _ENGINE is None:
-        _ENGINE = _Engine()
+    if _ENGINE is not None:
+        _ENGINE.close()
+    _ENGINE = _Engine()
     return _ENGINE
 
 
@@ -169,7 +178,7 @@ def synthesize(
     if not (0 <= pitch <= MAX_PITCH and 0 <= pitch_range <= MAX_PITCH):
         raise ValueError(f"pitch and pitch_range must be in [0, {MAX_PITCH}], got {pitch} and {pitch_range}")
     text = " ".join(spoken_words)
-    raw_audio, events = _engine().synthesize(text, voice, rate_wpm, pitch, pitch_range, word_gap_10ms)
+    raw_audio, events = _fresh_engine().synthesize(text, voice, rate_wpm, pitch, pitch_range, word_gap_10ms)
 
     # Character offset (1-based, as espeak reports it) of each word's first letter.
     offsets, position = [], 1
@@ -201,22 +210,20 @@ def synthesize(
     phonemes, word_ends = [], {}
     for k in range(len(boundaries) - 1):
         (start, name), end = boundaries[k], boundaries[k + 1][0]
-        name = name.strip(_STRESS_MARKS).replace("ˈ", "").replace("ˌ", "")
+        name = name.replace("ˈ", "").replace("ˌ", "")
         if not name or name.startswith("_") or end <= start:
             continue  # pauses, end markers and zero-length phonemes
         phonemes.append(TimedUnit(name, start * seconds, end * seconds))
         if word_of_boundary[k] >= 0:
             word_ends[word_of_boundary[k]] = end * seconds
-    words = []
+    words, previous_end = [], 0.0
     for index, (word, offset) in enumerate(zip(spoken_words, offsets)):
-        start = word_starts[offset] * seconds
-        words.append(TimedUnit(word, start, max(word_ends.get(index, start), start)))
+        # A WORD event can come before the previous word's last phoneme ends; spans do not overlap.
+        start = max(word_starts[offset] * seconds, previous_end)
+        previous_end = max(word_ends.get(index, start), start)
+        words.append(TimedUnit(word, start, previous_end))
 
     audio = resample_poly(raw_audio.astype(np.float32), ratio.numerator, ratio.denominator)
     audio = np.clip(np.round(audio), -32768, 32767).astype(np.int16)
     return Synthesis(audio=audio, words=words, phonemes=phonemes)
 
-
-def list_english_voices() -> list[str]:
-    """The English voice names of the bundled data (language codes only, variants go after a "+")."""
-    return ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029"]

@@ -1,0 +1,100 @@
+"""LRS3-style manifest reading and writing (processing.manifest)."""
+
+from pathlib import Path
+
+import pytest
+
+from processing.manifest import (
+    LRS3_SPEECH_RATE_CONSTANT,
+    ManifestEntry,
+    ManifestError,
+    manifest_to_dataset,
+    read_manifest,
+    read_speech_rate_constant,
+    speech_rate_label,
+    write_manifest,
+    write_manifest_metadata,
+)
+
+
+LRS3_TEST_MANIFEST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "lrs3-test-manifest" / "test.tsv"
+
+
+def _entries():
+    return [
+        ManifestEntry("synthgrid/roi88", "s000/u00000.mp4", "s000/u00000.mp4", 50, 32000, 1.11, "bin blue at a two now"),
+        ManifestEntry("synthgrid/roi88", "s001/u00001.mp4", "/abs/u00001.wav", 75, 48000, 0.74, "set red by z nine soon"),
+    ]
+
+
+def test_round_trip_resolves_relative_paths_against_the_tsv_folder(tmp_path):
+    write_manifest(tmp_path / "train.tsv", _entries())
+    assert (tmp_path / "train.tsv").read_text().splitlines()[0] == "."
+    assert (tmp_path / "train.wrd").read_text() == "bin blue at a two now\nset red by z nine soon\n"
+    raw = read_manifest(tmp_path / "train.tsv", resolve=False)
+    assert raw == _entries()
+    resolved = read_manifest(tmp_path / "train.tsv")
+    assert resolved[0].video_path == str(tmp_path.resolve() / "s000/u00000.mp4")
+    assert resolved[1].audio_path == "/abs/u00001.wav"
+    assert resolved[0].duration_s == 2.0
+
+
+def test_without_wrd_transcripts_are_none(tmp_path):
+    entries = [ManifestEntry("t", "a.mp4", "a.wav", 10, 6400, 1.0)]
+    write_manifest(tmp_path / "x.tsv", entries, root="/")
+    assert not (tmp_path / "x.wrd").exists()
+    assert read_manifest(tmp_path / "x.tsv")[0].transcript is None
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("", "empty manifest"),
+        (".\na\tb\tc\t1\t2\n", "expected 6 tab-separated fields, found 5"),
+        (".\na\tb\tc\tone\t2\t1.0\n", "bad number"),
+    ],
+)
+def test_malformed_manifests_name_file_and_line(tmp_path, content, message):
+    path = tmp_path / "bad.tsv"
+    path.write_text(content)
+    with pytest.raises(ManifestError, match=message) as error:
+        read_manifest(path)
+    assert "bad.tsv" in str(error.value)
+
+
+def test_missing_manifest_and_wrd_length_mismatch(tmp_path):
+    with pytest.raises(ManifestError, match="not found"):
+        read_manifest(tmp_path / "nope.tsv")
+    write_manifest(tmp_path / "train.tsv", _entries())
+    (tmp_path / "train.wrd").write_text("only one line\n")
+    with pytest.raises(ManifestError, match="1 transcripts for 2 utterances"):
+        read_manifest(tmp_path / "train.tsv")
+
+
+def test_speech_rate_label_and_folder_constant(tmp_path):
+    assert speech_rate_label(6, 50) == round(6 / 2.0 / LRS3_SPEECH_RATE_CONSTANT, 2)
+    assert speech_rate_label(6, 50, constant=3.0) == 1.0
+    with pytest.raises(ValueError, match="num_video_frames must be positive"):
+        speech_rate_label(6, 0)
+    assert read_speech_rate_constant(tmp_path) == LRS3_SPEECH_RATE_CONSTANT
+    write_manifest_metadata(tmp_path, 2.5, variant="roi88")
+    assert read_speech_rate_constant(tmp_path) == 2.5
+
+
+@pytest.mark.skipif(not LRS3_TEST_MANIFEST.is_file(), reason="shared LRS3 test manifest not present")
+def test_lrs3_reference_manifest_reads_and_its_labels_follow_the_formula():
+    entries = read_manifest(LRS3_TEST_MANIFEST, substitutions={"LRS3_ROOT": "/data/lrs3"})
+    assert len(entries) == 1321
+    assert entries[0].video_path.startswith("/data/lrs3/")
+    matches = sum(speech_rate_label(len(e.transcript.split()), e.num_video_frames) == e.speech_rate for e in entries)
+    assert matches >= 1319  # paper-spec 2.4: two rounding edge cases
+
+
+def test_manifest_to_dataset(tmp_path):
+    write_manifest(tmp_path / "train.tsv", _entries())
+    dataset = manifest_to_dataset(tmp_path / "train.tsv")
+    assert dataset.num_rows == 2
+    assert dataset[0]["id"] == "s000/u00000"
+    assert dataset[0]["text"] == "bin blue at a two now"
+    assert dataset[1]["num_audio_samples"] == 48000
+    assert dataset.features["speech_rate"].dtype == "float32"

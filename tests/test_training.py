@@ -1,0 +1,112 @@
+"""Training and evaluation on the tiny preset and a tiny synthetic corpus."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from modeling_mmsllama import MMSLlamaConfig, MMSLlamaForConditionalGeneration, MMSLlamaInputError
+from modeling_mmsllama.processing_mmsllama import MMSLlamaProcessor
+from processing.noise import measured_snr_db
+from training.cli import train
+from training.collator import AVSRCollator, TextCollator
+from training.data import Utterance, load_split
+from training.evaluation import noisy_audio, normalize_text, word_error_rate
+
+
+def utterance(frames: int, text: str, seed: int = 0) -> Utterance:
+    rng = np.random.default_rng(seed)
+    video = rng.integers(0, 255, (frames, 96, 96), dtype=np.uint8)
+    audio = (0.1 * rng.standard_normal(frames * 640)).astype(np.float16)
+    return Utterance(video, audio, text, 1.2, f"utt{seed}")
+
+
+@pytest.fixture(scope="module")
+def processor():
+    return MMSLlamaProcessor.from_config(MMSLlamaConfig.from_preset("tiny"))
+
+
+def test_collator_pads_and_labels_only_the_transcript(processor):
+    batch = AVSRCollator(processor)([utterance(30, "bin blue", 0), utterance(20, "set red", 1)])
+    assert batch["pixel_values_videos"].shape == (2, 30, 1, 88, 88)
+    assert batch["video_mask"].sum(-1).tolist() == [30, 20]
+    ids, labels = batch["input_ids"], batch["labels"]
+    eos = processor.tokenizer.eos_token_id
+    for row, text in enumerate(["bin blue", "set red"]):
+        target = labels[row][labels[row] != -100].tolist()
+        assert target == processor.tokenizer(text, add_special_tokens=False)["input_ids"] + [eos]
+        assert (ids[row] == processor.speech_token_id).sum() == 1
+    assert torch.equal(batch["speech_rate_labels"], torch.tensor([1.2, 1.2]))
+
+
+def test_collator_modality_dropout_never_drops_both(processor):
+    collator = AVSRCollator(processor, drop_audio=0.5, drop_video=0.5)
+    torch.manual_seed(0)
+    batch = collator([utterance(10, "a", i) for i in range(32)])
+    assert (batch["has_audio"] | batch["has_video"]).all()
+    assert (~batch["has_audio"]).any() and (~batch["has_video"]).any()
+
+
+def test_text_collator_and_ctc_labels(processor):
+    batch = TextCollator(processor.tokenizer)([utterance(5, "ab", 0), utterance(5, "abcd", 1)])
+    assert batch["input_ids"][0, :4].tolist() == [1, 5, 6, 2] and batch["labels"][0, 4:].tolist() == [-100, -100]
+    ctc = AVSRCollator(processor, ctc=True, with_text=False)([utterance(10, "ab", 0), utterance(10, "abc", 1)])
+    assert ctc["ctc_labels"].tolist() == [[5, 6, -100], [5, 6, 7]]
+
+
+def test_word_error_rate_and_normalisation():
+    assert normalize_text("Bin BLUE, at A2!") == "bin blue at a2"
+    assert word_error_rate(["bin blue at a"], ["bin red at a"]) == pytest.approx(25.0)
+    assert word_error_rate(["a b", "c d e"], ["a b", ""]) == pytest.approx(60.0)
+    assert word_error_rate(["a b"], ["a b c"]) == pytest.approx(50.0)
+
+
+@pytest.mark.parametrize("snr", [-5.0, 0.0, 10.0])
+def test_evaluation_noise_is_exact_and_fixed(snr):
+    clip = utterance(50, "x", 3)
+    noise = np.random.default_rng(1).standard_normal(16000 * 3).astype(np.float32)
+    noisy = noisy_audio(clip, 7, noise, snr)
+    assert measured_snr_db(clip.audio.astype(np.float64), noisy - clip.audio.astype(np.float32)) == pytest.approx(snr, abs=0.1)
+    assert np.array_equal(noisy, noisy_audio(clip, 7, noise, snr))  # the same noise every run
+
+
+def _losses(folder) -> list[float]:
+    state = json.loads(sorted(folder.glob("checkpoint-*"))[-1].joinpath("trainer_state.json").read_text())
+    return [entry["loss"] for entry in state["log_history"] if "loss" in entry]
+
+
+def test_every_stage_learns_and_saves_a_loadable_model(synth_corpus, tmp_path):
+    common = ["--preset", "tiny", "--data", str(synth_corpus), "--per_device_train_batch_size", "8", "--logging_steps", "1",
+              "--save_steps", "10", "--report_to", "none", "--max_steps", "10", "--warmup_steps", "0"]  # fmt: skip
+    runs = {
+        "encoders": ["--learning_rate", "3e-3"],
+        "lm": ["--learning_rate", "1e-2"],
+        "rate-predictor": ["--encoders", str(tmp_path / "encoders"), "--learning_rate", "3e-3"],
+        "avsr": ["--encoders", str(tmp_path / "encoders"), "--lm", str(tmp_path / "lm"),
+                 "--rate-predictor", str(tmp_path / "rate-predictor"), "--learning_rate", "5e-3"],  # fmt: skip
+    }
+    for stage, extra in runs.items():
+        out = tmp_path / stage
+        train(["--stage", stage, "--out", str(out), *common, *extra])
+        losses = _losses(out)
+        assert np.mean(losses[-3:]) < np.mean(losses[:3]), (stage, losses)
+        model = MMSLlamaForConditionalGeneration.from_pretrained(out)
+        assert not any(p.requires_grad for p in model.audio_encoder.parameters())
+    avsr = MMSLlamaForConditionalGeneration.from_pretrained(tmp_path / "avsr")
+    encoders = MMSLlamaForConditionalGeneration.from_pretrained(tmp_path / "encoders")
+    assert torch.equal(avsr.audio_encoder.layers[0].fc1.weight, encoders.audio_encoder.layers[0].fc1.weight)
+    assert "lora" not in " ".join(avsr.state_dict())  # the adapter is merged into the saved model
+    assert (tmp_path / "avsr" / "adapter" / "adapter_config.json").exists()
+
+
+def test_validation_on_the_test_split_is_refused(synth_corpus, tmp_path):
+    with pytest.raises(MMSLlamaInputError, match="must not be the test split"):
+        train(["--stage", "lm", "--preset", "tiny", "--data", str(synth_corpus), "--out", str(tmp_path),
+               "--valid_split", "test", "--max_steps", "1"])  # fmt: skip
+
+
+def test_long_utterances_are_left_out(synth_corpus):
+    everything = load_split(synth_corpus, "train")
+    short = load_split(synth_corpus, "train", max_frames=60)
+    assert len(short) < len(everything) and all(len(u.frames) <= 60 for u in short)
