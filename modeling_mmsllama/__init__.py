@@ -3,8 +3,12 @@
 from .configuration_mmsllama import PRESETS, MMSLlamaAVHubertConfig, MMSLlamaConfig, MMSLlamaConfigError
 from .errors_mmsllama import MMSLlamaInputError
 from .modeling_avhubert import MMSLlamaAVHubertModel
+from .media_mmsllama import read_media
 from .modeling_mmsllama import MMSLlamaCausalLMOutputWithPast, MMSLlamaForConditionalGeneration
+from .mouth_roi_mmsllama import DlibFaceLandmarker, FaceLandmarker, MouthROIExtractor
+from .processing_mmsllama import MediaInfo, MMSLlamaProcessor
 from .tokenization_mmsllama import build_char_tokenizer
+from .video_processing_mmsllama import MMSLlamaVideoProcessor
 
 
 MMSLlamaConfig.register_for_auto_class()
@@ -12,6 +16,13 @@ MMSLlamaForConditionalGeneration.register_for_auto_class("AutoModel")
 
 __all__ = [
     "PRESETS",
+    "DlibFaceLandmarker",
+    "FaceLandmarker",
+    "MediaInfo",
+    "MMSLlamaProcessor",
+    "MMSLlamaVideoProcessor",
+    "MouthROIExtractor",
+    "read_media",
     "MMSLlamaAVHubertConfig",
     "MMSLlamaAVHubertModel",
     "MMSLlamaCausalLMOutputWithPast",
