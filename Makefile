@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test test-all bench clean
+.PHONY: install demo train-demo test test-all bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,13 +17,20 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m modeling_mmsllama.demo
+	$(PY) -m training.demo run
+
+train-demo: $(STAMP)
+	$(PY) -m training.demo train
 
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PIP) install -q -e '.[bench]'
+	$(PY) -m benchmarks.run --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,132 @@
+"""The demo model: `make train-demo` trains it from nothing; `make demo` transcribes held-out clips with it.
+
+The recipe follows the paper with small parts we pretrain ourselves (`../shared/reference/demo-recipe.md`): CTC-trained
+encoders stand in for Whisper and AV-HuBERT, a character Llama learns the transcripts' text, the speech-rate
+predictor learns the rate, then the paper's stage trains the adapter, fusion, windowed Q-Former and projector with
+LoRA on the frozen LLM. Every command and seed is written to `demo_model/RECIPE.md`.
+"""
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from modeling_mmsllama import MMSLlamaForConditionalGeneration, MMSLlamaProcessor
+from processing.synth.corpus import CorpusConfig, generate_corpus
+
+from .cli import eval_command, train
+from .data import load_split
+from .evaluation import evaluate, evaluation_noise, format_table, write_report
+
+
+DEMO_MODEL = Path("demo_model")
+CORPUS = Path("data/synthgrid")
+CORPUS_UTTERANCES = 2000
+SEED = 0
+DEMO_EVAL_CORPUS = Path("data/synthgrid-demo")
+DEMO_EVAL_UTTERANCES = 240  # the same speakers as the full corpus; its test split holds 30 held-out utterances
+
+COMMON = ["--preset", "demo", "--seed", str(SEED), "--report_to", "none", "--logging_steps", "50",
+          "--save_steps", "500", "--save_total_limit", "1", "--dataloader_num_workers", "1",
+          "--lr_scheduler_type", "cosine", "--disable_tqdm", "false"]  # fmt: skip
+STAGES = {  # stage: extra flags (steps and learning rates measured to fit the 2-core budget, see RECIPE.md)
+    "encoders": ["--max_steps", "1500", "--per_device_train_batch_size", "16", "--learning_rate", "1.5e-3",
+                 "--warmup_steps", "100", "--noise_probability", "0.5", "--eval_strategy", "no"],
+    "lm": ["--max_steps", "300", "--per_device_train_batch_size", "32", "--learning_rate", "2e-3",
+           "--warmup_steps", "20", "--eval_strategy", "no"],
+    "rate-predictor": ["--max_steps", "300", "--per_device_train_batch_size", "16", "--learning_rate", "1e-3",
+                       "--warmup_steps", "20", "--eval_strategy", "no"],
+    "avsr": ["--max_steps", "1500", "--per_device_train_batch_size", "16", "--learning_rate", "1e-3",
+             "--warmup_steps", "100", "--eval_strategy", "steps", "--eval_steps", "500", "--wer_samples", "48",
+             "--lora_r", "0"],  # the demo's 0.9 M-parameter LLM trains fully, as measured in demo-recipe.md
+}  # fmt: skip
+STAGE_INPUTS = {"rate-predictor": ["--encoders", "enc"], "avsr": ["--encoders", "enc", "--lm", "lm",
+                                                                    "--rate-predictor", "sr"]}  # fmt: skip
+STAGE_FOLDERS = {"encoders": "enc", "lm": "lm", "rate-predictor": "sr", "avsr": "avsr"}
+KEEP = ("config.json", "generation_config.json", "model.safetensors", "processor_config.json", "tokenizer.json",
+        "tokenizer_config.json", "eval.json", "eval.md", "eval.png")  # fmt: skip
+
+
+def train_demo(runs: Path, data: Path = CORPUS, out: Path = DEMO_MODEL) -> dict:
+    """Corpus, the four stages, evaluation; copies the result into `out`. Returns the evaluation report."""
+    timings = {}
+    start = time.time()
+    generate_corpus(data, CorpusConfig(utterances=CORPUS_UTTERANCES, seed=SEED, face_splits=()))
+    timings["corpus"] = time.time() - start
+    commands = []
+    for stage, flags in STAGES.items():
+        stage_start = time.time()
+        inputs = []
+        for flag, folder in zip(STAGE_INPUTS.get(stage, [])[::2], STAGE_INPUTS.get(stage, [])[1::2]):
+            inputs += [flag, str(runs / folder)]
+        argv = ["--stage", stage, "--data", str(data), "--out", str(runs / STAGE_FOLDERS[stage]), *COMMON, *flags, *inputs]
+        commands.append("mmsllama-train " + " ".join(argv))
+        train(argv)
+        timings[stage] = time.time() - stage_start
+    evaluation_start = time.time()
+    eval_argv = ["--model", str(runs / "avsr"), "--data", str(data), "--split", "test", "--snr", "clean", "10", "5", "0",
+                 "-5", "--modality", "av", "a", "v"]  # fmt: skip
+    commands.append("mmsllama-eval " + " ".join(eval_argv))
+    report = eval_command(eval_argv)
+    timings["evaluation"] = time.time() - evaluation_start
+    timings["total"] = time.time() - start
+    _publish(runs / "avsr", out, commands, timings)
+    return report
+
+
+def _publish(model_folder: Path, out: Path, commands: list[str], timings: dict) -> None:
+    """Copies the trained model's weights, configs, processor and evaluation into `out` (replacing it at the end)."""
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for name in KEEP:
+        if (model_folder / name).exists():
+            shutil.copy2(model_folder / name, staging / name)
+    minutes = {k: round(v / 60, 1) for k, v in timings.items()}
+    recipe = ["# How this demo model was made", "", f"Seed {SEED}; minutes per step on this machine: {minutes}.", "",
+              "```bash", *commands, "```", "", "Evaluation (`eval.md`):", "", (model_folder / "eval.md").read_text()]  # fmt: skip
+    (staging / "RECIPE.md").write_text("\n".join(recipe))
+    (staging / "timings.json").write_text(json.dumps(minutes, indent=2) + "\n")
+    shutil.rmtree(out, ignore_errors=True)
+    staging.rename(out)
+
+
+def run_demo(model: Path = DEMO_MODEL, data: Path = DEMO_EVAL_CORPUS, num_beams: int = 5) -> dict:
+    """Transcribes held-out clips (voices and faces the model never saw) and prints the WER table."""
+    if not (model / "model.safetensors").exists():
+        raise SystemExit(f"{model}/ has no trained model; run `make train-demo` first.")
+    print(f"Generating held-out clips in {data} (the corpus's test speakers, unseen in training) ...")
+    generate_corpus(data, CorpusConfig(utterances=DEMO_EVAL_UTTERANCES, seed=SEED, face_splits=()))
+    loaded = MMSLlamaForConditionalGeneration.from_pretrained(model, dtype=torch.float32).eval()
+    processor = MMSLlamaProcessor.from_pretrained(model, trust_remote_code=True)
+    utterances = load_split(data, "test", max_frames=loaded.config.max_video_frames)
+    noise = evaluation_noise(load_split(data, "valid"))
+    report = evaluate(loaded, processor, utterances, noise, [None, 0.0, -5.0], ["av", "a", "v"], num_beams=num_beams)
+    print("\nExamples (AV, clean):")
+    for example in report["results"][0]["examples"]:
+        print(f"  reference: {example['reference']}\n  predicted: {example['hypothesis']}\n")
+    print(f"WER (%) on {report['num_utterances']} held-out utterances, beam {num_beams}:\n")
+    print(format_table(report))
+    write_report(report, Path("runs/demo"))
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="The MMS-LLaMA demo model.")
+    parser.add_argument("command", choices=["run", "train"], help="run: transcribe held-out clips; train: make it")
+    parser.add_argument("--runs", default="runs/demo-train", help="train: where the stages write")
+    args = parser.parse_args()
+    if args.command == "train":
+        report = train_demo(Path(args.runs))
+        print(format_table(report))
+    else:
+        run_demo()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
