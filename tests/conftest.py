@@ -19,3 +19,25 @@ def synth_corpus(tmp_path_factory):
     config = CorpusConfig(utterances=SYNTH_SUBSET_UTTERANCES, seed=0, speakers=dict(SYNTH_SUBSET_SPEAKERS), face_splits=("test",))
     generate_corpus(out, config, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_folder(tmp_path_factory):
+    """A tiny random MMS-LLaMA saved as `mmsllama-train` saves a model (weights, config, processor)."""
+    import torch
+
+    from modeling_mmsllama import MMSLlamaConfig, MMSLlamaForConditionalGeneration, MMSLlamaProcessor
+
+    folder = tmp_path_factory.mktemp("tiny_model")
+    torch.manual_seed(0)
+    MMSLlamaForConditionalGeneration(MMSLlamaConfig.from_preset("tiny")).eval().save_pretrained(folder)
+    MMSLlamaProcessor.from_preset("tiny").save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tiny_model_folder, tmp_path_factory):
+    """`tiny_model_folder` exported with `hub_cards.export_model` (no evaluation), greedy by default."""
+    from hub_cards import export_model
+
+    return export_model(tiny_model_folder, tmp_path_factory.mktemp("export") / "tiny-mmsllama", num_beams=1)

@@ -67,6 +67,20 @@ def _frozen_modules(stage: str, lora_r: int) -> list[str]:
     return ["audio_encoder", "vision_encoder", "rate_predictor"] + (["language_model"] if lora_r else [])
 
 
+def _build_without_zero3_init(training: TrainingArguments, *build_args):
+    """Builds the model whole even under ZeRO-3 (whose `zero.Init` would partition it at construction, before the
+    earlier stages' weights are copied in); DeepSpeed partitions it when training starts."""
+    from transformers.integrations.deepspeed import set_hf_deepspeed_config, unset_hf_deepspeed_config
+
+    if training.deepspeed:
+        unset_hf_deepspeed_config()
+    try:
+        return build_model(*build_args)
+    finally:
+        if training.deepspeed:
+            set_hf_deepspeed_config(training.hf_deepspeed_config)
+
+
 def _training_args(args: StageArguments, training: TrainingArguments) -> TrainingArguments:
     training.output_dir = args.out
     training.remove_unused_columns = False
@@ -89,7 +103,7 @@ def train(argv: list[str] | None = None) -> Path:
     overrides = json.loads(args.config_overrides) if args.config_overrides else {}
     given = {"encoders": args.encoders, "lm": args.lm, "rate-predictor": args.rate_predictor}
     parts = {stage: given[stage] for stage in STAGE_INPUTS[args.stage]}
-    model = build_model(args.preset, overrides, _frozen_modules(args.stage, args.lora_r), parts)
+    model = _build_without_zero3_init(training, args.preset, overrides, _frozen_modules(args.stage, args.lora_r), parts)
     processor = MMSLlamaProcessor.from_config(model.config)
 
     max_frames = model.config.max_video_frames

@@ -1,7 +1,13 @@
 """Batching: decoded utterances -> model inputs, with noise, modality dropout and video augmentation.
 
-All randomness is drawn from torch's global generator (one seed per batch), which `Trainer` checkpoints and
-restores, so a resumed run sees the same noise, crops and dropped streams as an uninterrupted one.
+Each batch's randomness (noise, dropped streams, crops and flips) comes from one seed per batch. Under
+`MMSLlamaTrainer` that seed is a function of (run seed, process index, batch position in the run), so a resumed run
+sees the same noise, crops and dropped streams as an uninterrupted one whatever the dataloader fetched ahead, and
+collating never touches torch's global generator (which the model's dropout uses and `Trainer` checkpoints).
+
+Why not just draw the batch seed from torch's global generator, which `Trainer` saves in every checkpoint?
+accelerate's `DataLoaderShard` fetches one batch ahead, so batch k+1 is collated *before* step k's forward pass and
+checkpoint: its draws are never saved, and a resumed run would collate it from another generator state.
 """
 
 import numpy as np
@@ -26,8 +32,9 @@ def training_noises(utterances: list[Utterance], seed: int) -> list[np.ndarray]:
     return noises + [white_noise(num_samples, rng), pink_noise(num_samples, rng)]
 
 
-def _batch_generator() -> np.random.Generator:
-    return np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item()))
+def batch_seed(seed: int, stream: int, position: int) -> int:
+    """The seed of the `position`-th batch (counted from the start of the run) collated by process `stream`."""
+    return int(np.random.SeedSequence([seed, stream, position]).generate_state(1)[0])
 
 
 class AVSRCollator:
@@ -41,11 +48,15 @@ class AVSRCollator:
         with_text (`bool`): append transcripts and return `labels` (training); else prompt only (generation).
         ctc (`bool`): also return `ctc_labels` (transcript characters, -100 padded) for the encoder stage.
         modality (`str`): `"av"`, `"audio"` or `"video"`: which streams to feed at all.
+        seed (`int`, *optional*): makes the batch seeds `batch_seed(seed, stream, position)`, where `position`
+            (attribute `batches_collated`) counts the batches collated so far and `stream` (attribute) is the process
+            index; `MMSLlamaTrainer` sets all three. Without a seed, each batch seed is drawn from torch's global
+            generator (reproducible under `torch.manual_seed`, but not exact across a resume).
     """
 
     def __init__(self, processor, noise: NoiseAugmenter | None = None, drop_audio: float = 0.0,
                  drop_video: float = 0.0, augment: bool = False, with_text: bool = True, ctc: bool = False,
-                 modality: str = "av"):  # fmt: skip
+                 modality: str = "av", seed: int | None = None):  # fmt: skip
         self.processor = processor
         self.noise = noise
         self.drop_audio, self.drop_video = drop_audio, drop_video
@@ -53,6 +64,22 @@ class AVSRCollator:
         self.with_text = with_text
         self.ctc = ctc
         self.modality = modality
+        self.seed = seed
+        self.stream = 0
+        self.batches_collated = 0
+
+    @property
+    def is_random(self) -> bool:
+        """Whether collating draws random numbers at all (noise, modality dropout or video augmentation)."""
+        dropout = self.modality == "av" and (self.drop_audio or self.drop_video)
+        noise = self.noise is not None and self.modality != "video"
+        return bool(noise or dropout or (self.augment and self.modality != "audio"))
+
+    def _next_seed(self) -> int:
+        position, self.batches_collated = self.batches_collated, self.batches_collated + 1
+        if self.seed is None:
+            return int(torch.randint(0, 2**31 - 1, ()).item())
+        return batch_seed(self.seed, self.stream, position)
 
     def _audio(self, batch: list[Utterance], rng: np.random.Generator) -> list[np.ndarray]:
         audio = [u.audio.astype(np.float32) for u in batch]
@@ -75,7 +102,16 @@ class AVSRCollator:
         return labels
 
     def __call__(self, batch: list[Utterance]) -> dict:
-        rng = _batch_generator()
+        if not self.is_random:  # evaluation: nothing to draw, and no generator touched
+            return self._collate(batch, None)
+        seed = self._next_seed()
+        # The video processor draws its crops and flips from torch's global generator: give it the batch's seed
+        # and put the global state back afterwards.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self._collate(batch, np.random.default_rng(seed))
+
+    def _collate(self, batch: list[Utterance], rng: np.random.Generator | None) -> dict:
         texts = [u.text for u in batch]
         inputs = self.processor(
             videos=[u.frames for u in batch] if self.modality != "audio" else None,

@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 CORPUS_VARIANTS = ("roi96", "roi88")  # mouth crops: 96x96 allows the random 88x88 crop of training
 CACHE_DIRNAME = ".cache"
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass
@@ -93,23 +93,25 @@ def _load_all(data, split: str, limit: int | None, skip_bad: bool) -> list[Utter
     entries = read_manifest(tsv, folder / f"{split}.wrd")[:limit]
     cache = _cache_path(folder, split, entries)
     if cache.exists():
-        return [Utterance(**row) for row in torch.load(cache, weights_only=False)]
-    utterances, bad = [], []
-    for entry in tqdm(entries, desc=f"decoding {split}", unit="utt"):
-        try:
-            utterances.append(_decode(entry))
-        except MMSLlamaInputError as error:
-            if not skip_bad:
-                raise
-            bad.append(str(error))
+        stored = torch.load(cache, weights_only=False)
+        utterances, bad = [Utterance(**row) for row in stored["utterances"]], stored["bad"]
+    else:
+        utterances, bad = [], []
+        for entry in tqdm(entries, desc=f"decoding {split}", unit="utt"):
+            try:
+                utterances.append(_decode(entry))
+            except MMSLlamaInputError as error:
+                bad.append(str(error))
+        cache.parent.mkdir(exist_ok=True)
+        temporary = cache.with_suffix(f".tmp{os.getpid()}")
+        torch.save({"utterances": [vars(u) for u in utterances], "bad": bad}, temporary)
+        os.replace(temporary, cache)
+    if bad and not skip_bad:
+        raise MMSLlamaInputError(f"{split}: {len(bad)} bad sample(s); first: {bad[0]}")
     for problem in bad:
         logger.warning(f"skipped: {problem}")
     if bad:
         print(f"{split}: skipped {len(bad)} bad sample(s) of {len(entries)}; first: {bad[0]}")
-    cache.parent.mkdir(exist_ok=True)
-    temporary = cache.with_suffix(f".tmp{os.getpid()}")
-    torch.save([vars(u) for u in utterances], temporary)
-    os.replace(temporary, cache)
     return utterances
 
 

@@ -36,6 +36,66 @@ class MMSLlamaTrainer(Trainer):
         self.wer_utterances = wer_utterances
         self.wer_processor = wer_processor
 
+    def train(self, *args, **kwargs):
+        """`Trainer.train`; under DeepSpeed ZeRO-3 it then gives the model its full weights back (see
+        `release_zero3`), so that the trained module can be merged (LoRA) and saved like one trained without ZeRO."""
+        output = super().train(*args, **kwargs)
+        if self.is_deepspeed_enabled and self.accelerator.state.deepspeed_plugin.zero_stage == 3:
+            self.release_zero3()
+        return output
+
+    def release_zero3(self) -> None:
+        """Ends ZeRO-3 partitioning of the trained model: gathers each parameter (a collective call, one parameter at
+        a time, so every process must call this), keeps the full tensor on the process that saves (elsewhere the
+        parameter stays empty) and removes DeepSpeed's hooks (`DeepSpeedEngine.destroy`). Training cannot continue
+        with this trainer afterwards; saving, merging and generating work as without DeepSpeed."""
+        import deepspeed
+
+        keep = self.args.should_save
+        for parameter in self.model.parameters():
+            if not hasattr(parameter, "ds_id"):
+                continue
+            with deepspeed.zero.GatheredParameters([parameter], modifier_rank=None):
+                full = parameter.data.detach().clone() if keep else None
+            if full is not None:
+                parameter.data = full
+        self.model_wrapped.destroy()
+
+    def _run_epoch(self, model, epoch, train_dataloader, steps_in_epoch, num_update_steps_per_epoch, trial,
+                   ignore_keys_for_eval, start_time, resume_from_checkpoint, epochs_trained,
+                   steps_trained_in_current_epoch):  # fmt: skip
+        """Positions the training collator's per-batch seeds at this epoch's first batch (see `position_collator`)."""
+        skipped = 0
+        if resume_from_checkpoint is not None and epoch == epochs_trained and not self.args.ignore_data_skip:
+            skipped = steps_trained_in_current_epoch
+        self.position_collator(epoch, train_dataloader, skipped)
+        return super()._run_epoch(
+            model, epoch, train_dataloader, steps_in_epoch, num_update_steps_per_epoch, trial, ignore_keys_for_eval,
+            start_time, resume_from_checkpoint, epochs_trained, steps_trained_in_current_epoch,
+        )  # fmt: skip
+
+    def position_collator(self, epoch: int, train_dataloader, skipped_batches: int = 0) -> None:
+        """Makes the training collator's random draws a function of (seed, process, batch position in the run).
+
+        `Trainer` checkpoints torch's global generator, but accelerate's dataloader collates one batch ahead of the
+        step being trained, so a collator drawing from that generator cannot be resumed exactly (the look-ahead
+        batch is collated before the checkpoint's RNG state is taken, and again from another state after a resume).
+        A collator with `seed`, `stream` and `batches_collated` attributes (`AVSRCollator`) is given the run seed
+        (`data_seed`, else `seed`), the process index and the number of batches of the run before this epoch's
+        first one to be collated (batches skipped on resume included); it then never touches the global generator.
+        """
+        collator = self.data_collator
+        if not all(hasattr(collator, name) for name in ("seed", "stream", "batches_collated")):
+            return
+        try:
+            per_epoch = len(train_dataloader)
+        except TypeError:  # an iterable dataset: no epochs to count, keep counting
+            return
+        if collator.seed is None:
+            collator.seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        collator.stream = self.args.process_index
+        collator.batches_collated = epoch * per_epoch + skipped_batches
+
     def get_eval_dataloader(self, eval_dataset=None):
         """Evaluation batches use `eval_data_collator` (no noise, no augmentation) when one is given."""
         train_collator = self.data_collator
