@@ -4,8 +4,8 @@ Your data: an LRS3-style folder with `train.tsv`/`train.wrd` and `valid.tsv`/`va
 `processing/manifest.py`; `processing.roi` crops mouths out of face videos). Without `--data`, this example makes a
 small synthetic stand-in.
 
-The run re-trains the audio-visual stage (Q-Former, projector, adapters, LoRA on the LLM) on your data, starting from
-the encoders, language model and speech-rate predictor of `--model` (the paper's recipe, stage 2):
+The run continues the audio-visual stage (Q-Former, projector, adapters, LoRA on the LLM) on your data, starting from
+every weight of `--model` (`mmsllama-train --init`); encoders and rate predictor stay frozen (the paper's stage 2):
 
     python examples/finetune_own_data.py --model demo_model --data my_lrs3_style_folder --out runs/my_avsr
     python examples/finetune_own_data.py --max_steps 20       # a quick check on synthetic data
@@ -15,16 +15,12 @@ Then: `mmsllama-eval --model runs/my_avsr --data ...` and `mmsllama export --mod
 
 import argparse
 import subprocess
-import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="demo_model", help="a trained model folder to start from")
-    parser.add_argument("--preset", default="demo", help="the preset that model was built with")
     parser.add_argument("--data", default=None, help="your LRS3-style folder (default: a synthetic stand-in)")
     parser.add_argument("--out", default="runs/finetuned")
     parser.add_argument("--max_steps", type=int, default=200)
@@ -35,13 +31,9 @@ def main() -> None:
         if not (data / "corpus.json").exists():
             subprocess.run(["mmsllama-synth", "--out", str(data), "--utterances", "60",
                             "--train-speakers", "2", "--valid-speakers", "1", "--test-speakers", "1"], check=False)  # fmt: skip
-        if not (data / "corpus.json").exists():  # older CLI without speaker flags
-            from sample_clips import sample_clips
-
-            sample_clips(data, utterances=60)
     command = [
-        "mmsllama-train", "--stage", "avsr", "--preset", args.preset, "--data", str(data), "--out", args.out,
-        "--encoders", args.model, "--lm", args.model, "--rate-predictor", args.model,
+        "mmsllama-train", "--stage", "avsr", "--data", str(data), "--out", args.out,
+        "--init", args.model,
         "--max_steps", str(args.max_steps), "--per_device_train_batch_size", "8", "--learning_rate", "1e-3",
         "--eval_strategy", "no", "--save_strategy", "no", "--logging_steps", "10", "--report_to", "none",
         "--wer_samples", "8",

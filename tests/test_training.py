@@ -99,6 +99,11 @@ def test_every_stage_learns_and_saves_a_loadable_model(synth_corpus, tmp_path):
     assert "lora" not in " ".join(avsr.state_dict())  # the adapter is merged into the saved model
     assert (tmp_path / "avsr" / "adapter" / "adapter_config.json").exists()
 
+    # fine-tuning starts from every weight of a trained model
+    train(["--stage", "avsr", "--init", str(tmp_path / "avsr"), "--out", str(tmp_path / "finetuned"), *common,
+           "--learning_rate", "1e-3"])  # fmt: skip
+    assert _losses(tmp_path / "finetuned")[0] < _losses(tmp_path / "avsr")[0]
+
 
 def test_validation_on_the_test_split_is_refused(synth_corpus, tmp_path):
     with pytest.raises(MMSLlamaInputError, match="must not be the test split"):

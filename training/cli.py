@@ -38,6 +38,7 @@ class StageArguments:
     out: str = field(metadata={"help": "output folder (checkpoints and the final model)"})
     preset: str = field(default="demo", metadata={"help": "model preset: tiny, demo, paper-1b, paper-3b, paper-8b"})
     config_overrides: str | None = field(default=None, metadata={"help": "JSON of MMSLlamaConfig overrides"})
+    init: str | None = field(default=None, metadata={"help": "a trained MMS-LLaMA folder to start from (fine-tuning)"})
     encoders: str | None = field(default=None, metadata={"help": "output folder of the encoders stage"})
     lm: str | None = field(default=None, metadata={"help": "output folder of the lm stage"})
     rate_predictor: str | None = field(default=None, metadata={"help": "output folder of the rate-predictor stage"})
@@ -103,7 +104,8 @@ def train(argv: list[str] | None = None) -> Path:
     overrides = json.loads(args.config_overrides) if args.config_overrides else {}
     given = {"encoders": args.encoders, "lm": args.lm, "rate-predictor": args.rate_predictor}
     parts = {stage: given[stage] for stage in STAGE_INPUTS[args.stage]}
-    model = _build_without_zero3_init(training, args.preset, overrides, _frozen_modules(args.stage, args.lora_r), parts)
+    frozen = _frozen_modules(args.stage, args.lora_r)
+    model = _build_without_zero3_init(training, args.preset, overrides, frozen, parts, args.init)
     processor = MMSLlamaProcessor.from_config(model.config)
 
     max_frames = model.config.max_video_frames
@@ -155,7 +157,7 @@ def _save_final(trainer, module, model, processor, args: StageArguments) -> Path
     if args.stage == "avsr" and args.lora_r:
         module.save_pretrained(out / "adapter")  # the LoRA adapter and the modules_to_save, for reference
         model = module.merge_and_unload()
-    model.config.frozen_modules = list(MMSLlamaConfig.from_preset(args.preset).frozen_modules)
+    model.config.frozen_modules = list(MMSLlamaConfig.from_preset(args.preset).frozen_modules)  # for inference
     if hasattr(module, "save") and args.stage != "avsr":
         module.save(out)
     else:

@@ -117,10 +117,16 @@ class RatePredictorStage(nn.Module):
         self.model.save_pretrained(folder)
 
 
-def build_model(preset: str, config_overrides: dict, frozen: list[str], parts: dict[str, str | None]):
-    """A model of `preset` with the given frozen modules and the weights of earlier stages loaded."""
-    config = MMSLlamaConfig.from_preset(preset, frozen_modules=frozen, **config_overrides)
-    model = MMSLlamaForConditionalGeneration(config)
+def build_model(preset: str, config_overrides: dict, frozen: list[str], parts: dict[str, str | None],
+                init: str | None = None):  # fmt: skip
+    """A model of `preset` (or the trained model in `init`, to fine-tune it) with the given frozen modules and the
+    weights of earlier stages loaded."""
+    if init:
+        config = MMSLlamaConfig.from_pretrained(init, frozen_modules=frozen, **config_overrides)
+        model = MMSLlamaForConditionalGeneration.from_pretrained(init, config=config, dtype=torch.float32)
+    else:
+        config = MMSLlamaConfig.from_preset(preset, frozen_modules=frozen, **config_overrides)
+        model = MMSLlamaForConditionalGeneration(config)
     for stage, folder in parts.items():
         if folder:
             loaded = load_parts(model, folder, stage)
