@@ -14,8 +14,10 @@ Then: `mmsllama-eval --model runs/my_avsr --data ...` and `mmsllama export --mod
 """
 
 import argparse
-import subprocess
 from pathlib import Path
+
+from processing.synth.corpus import CorpusConfig, generate_corpus
+from training.cli import train
 
 
 def main() -> None:
@@ -28,18 +30,16 @@ def main() -> None:
     data = args.data
     if data is None:
         data = Path("runs/finetune_data")
-        if not (data / "corpus.json").exists():
-            subprocess.run(["mmsllama-synth", "--out", str(data), "--utterances", "60",
-                            "--train-speakers", "2", "--valid-speakers", "1", "--test-speakers", "1"], check=False)  # fmt: skip
-    command = [
-        "mmsllama-train", "--stage", "avsr", "--data", str(data), "--out", args.out,
+        generate_corpus(data, CorpusConfig(utterances=60, speakers={"train": 2, "valid": 1, "test": 1}))
+    argv = [
+        "--stage", "avsr", "--data", str(data), "--out", args.out,
         "--init", args.model,
         "--max_steps", str(args.max_steps), "--per_device_train_batch_size", "8", "--learning_rate", "1e-3",
         "--eval_strategy", "no", "--save_strategy", "no", "--logging_steps", "10", "--report_to", "none",
         "--wer_samples", "8",
     ]  # fmt: skip
-    print(" ".join(command))
-    subprocess.run(command, check=True)
+    print("mmsllama-train " + " ".join(argv))  # the same from the shell
+    train(argv)
     print(f"fine-tuned model in {args.out}; evaluate with: mmsllama-eval --model {args.out} --data {data}")
 
 
