@@ -68,7 +68,7 @@ class PeakRSS:
 def load(model_dir: str):
     if (Path(model_dir) / "config.json").exists():
         model = MMSLlamaForConditionalGeneration.from_pretrained(model_dir).eval()
-        processor = MMSLlamaProcessor.from_pretrained(model_dir, trust_remote_code=True)
+        processor = MMSLlamaProcessor.for_model(model_dir, model.config)
         return MMSLlamaASRPipeline(model=model, processor=processor), f"`{model_dir}` (trained)"
     torch.manual_seed(0)
     model = MMSLlamaForConditionalGeneration(MMSLlamaConfig.from_preset("demo")).eval()

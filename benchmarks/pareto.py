@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=100)
     args = parser.parse_args()
     model = MMSLlamaForConditionalGeneration.from_pretrained(args.model, dtype=torch.float32).eval()
-    processor = MMSLlamaProcessor.from_pretrained(args.model, trust_remote_code=True)
+    processor = MMSLlamaProcessor.for_model(args.model, model.config)
     utterances = load_split(args.data, args.split, args.limit, max_frames=model.config.max_video_frames)
     rows = [measure(model, processor, utterances, queries_per_second=rate) for rate in QUERY_RATES]
     windows = [measure(model, processor, utterances, audio_window=window) for window in ("utterance", "full")]

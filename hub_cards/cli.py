@@ -47,10 +47,7 @@ def load_pipeline(model: str, device: str | None = None, dtype: str | None = Non
         raise UsageError(f"{model}: not a model folder (no config.json){hint}.")
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(dtype or "float32")
     network = MMSLlamaForConditionalGeneration.from_pretrained(folder, dtype=torch_dtype).eval()
-    if (folder / "processor_config.json").exists():
-        processor = MMSLlamaProcessor.from_pretrained(folder, trust_remote_code=True)
-    else:
-        processor = MMSLlamaProcessor.from_config(network.config)
+    processor = MMSLlamaProcessor.for_model(folder, network.config)
     return MMSLlamaASRPipeline(model=network, processor=processor, device=device or "cpu")
 
 

@@ -69,7 +69,7 @@ def export_model(model_dir, out, card_results=None, license_id: str | None = Non
     report, report_path = _load_report(card_results, model_dir)
 
     model = MMSLlamaForConditionalGeneration.from_pretrained(model_dir, dtype="auto").eval()
-    processor = MMSLlamaProcessor.from_pretrained(model_dir, trust_remote_code=True)
+    processor = MMSLlamaProcessor.for_model(model_dir, model.config)
     text = model.config.text_config
     generation = model.generation_config
     generation.bos_token_id, generation.eos_token_id, generation.pad_token_id = (

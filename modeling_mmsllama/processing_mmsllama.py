@@ -156,6 +156,14 @@ class MMSLlamaProcessor(ProcessorMixin):
         )
 
     @classmethod
+    def for_model(cls, folder: str | os.PathLike, config: MMSLlamaConfig) -> "MMSLlamaProcessor":
+        """The processor saved in a model folder, or, where the folder holds none (weights and config only, such as
+        the committed demo model), the one `from_config(config)` builds."""
+        if os.path.exists(os.path.join(folder, "processor_config.json")):
+            return cls.from_pretrained(folder, trust_remote_code=True)
+        return cls.from_config(config)
+
+    @classmethod
     def from_preset(cls, name: str, tokenizer=None, **config_overrides) -> "MMSLlamaProcessor":
         """The processor for `MMSLlamaConfig.from_preset(name, **config_overrides)`.
 

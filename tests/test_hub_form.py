@@ -72,3 +72,15 @@ def test_frozen_modules_stay_frozen_after_loading(tmp_path):
     assert not any(p.requires_grad for p in loaded.audio_encoder.parameters())
     assert not any(p.requires_grad for p in loaded.vision_encoder.parameters())
     assert all(p.requires_grad for p in loaded.qformer.parameters())
+
+
+def test_processor_for_a_folder_with_or_without_a_saved_processor(tmp_path):
+    from modeling_mmsllama import MMSLlamaProcessor
+
+    model = tiny_model()
+    model.save_pretrained(tmp_path / "weights_only")
+    built = MMSLlamaProcessor.for_model(tmp_path / "weights_only", model.config)
+    assert built.speech_token_id == model.config.speech_token_id
+    MMSLlamaProcessor.from_config(model.config).save_pretrained(tmp_path / "weights_only")
+    loaded = MMSLlamaProcessor.for_model(tmp_path / "weights_only", model.config)
+    assert loaded.tokenizer("bin blue")["input_ids"] == built.tokenizer("bin blue")["input_ids"]

@@ -201,7 +201,7 @@ def eval_command(argv: list[str] | None = None) -> dict:
     if args.noise_split == args.split:
         raise SystemExit("--noise_split must differ from --split, so the babble holds no evaluated utterance")
     model = MMSLlamaForConditionalGeneration.from_pretrained(args.model, dtype=torch.float32).eval()
-    processor = MMSLlamaProcessor.from_pretrained(args.model, trust_remote_code=True)
+    processor = MMSLlamaProcessor.for_model(args.model, model.config)
     utterances = load_split(args.data, args.split, args.limit, max_frames=model.config.max_video_frames)
     noise = evaluation_noise(load_split(args.data, args.noise_split, 200))
     report = evaluate(model, processor, utterances, noise, args.snr, args.modality, args.batch_size, args.num_beams)

@@ -48,8 +48,9 @@ STAGES = {  # stage: extra flags (steps and learning rates measured to fit the 2
 # Llama, it kept predicting the grammar and ignored the speech (77.8% valid WER = chance after 500 steps).
 STAGE_INPUTS = {"rate-predictor": ["--encoders", "enc"], "avsr": ["--encoders", "enc", "--rate-predictor", "sr"]}
 STAGE_FOLDERS = {"encoders": "enc", "rate-predictor": "sr", "avsr": "avsr"}
-KEEP = ("config.json", "generation_config.json", "model.safetensors", "processor_config.json", "tokenizer.json",
-        "tokenizer_config.json", "eval.json", "eval.md", "eval.png")  # fmt: skip
+# weights, config and evaluation: the processor is rebuilt from the config (`MMSLlamaProcessor.for_model`), and the code
+# comes from this package (`mmsllama export` writes the Hub folder with its copy of the code)
+KEEP = ("config.json", "generation_config.json", "model.safetensors", "eval.json", "eval.md", "eval.png")
 
 
 def train_demo(runs: Path, data: Path = CORPUS, out: Path = DEMO_MODEL) -> dict:
@@ -84,9 +85,9 @@ def _publish(model_folder: Path, out: Path, commands: list[str], timings: dict) 
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    for path in [model_folder / name for name in KEEP] + sorted(model_folder.glob("*.py")):  # remote code too
-        if path.exists():
-            shutil.copy2(path, staging / path.name)
+    for name in KEEP:
+        if (model_folder / name).exists():
+            shutil.copy2(model_folder / name, staging / name)
     minutes = {k: round(v / 60, 1) for k, v in timings.items()}
     recipe = ["# How this demo model was made", "", f"Seed {SEED}; minutes per step on this machine: {minutes}.", "",
               "```bash", *commands, "```", "", "Evaluation (`eval.md`):", "", (model_folder / "eval.md").read_text()]  # fmt: skip
@@ -103,7 +104,7 @@ def run_demo(model: Path = DEMO_MODEL, data: Path = DEMO_EVAL_CORPUS, num_beams:
     print(f"Generating held-out clips in {data} (the corpus's test speakers, unseen in training) ...")
     generate_corpus(data, CorpusConfig(utterances=DEMO_EVAL_UTTERANCES, seed=SEED, face_splits=()))
     loaded = MMSLlamaForConditionalGeneration.from_pretrained(model, dtype=torch.float32).eval()
-    processor = MMSLlamaProcessor.from_pretrained(model, trust_remote_code=True)
+    processor = MMSLlamaProcessor.for_model(model, loaded.config)
     utterances = load_split(data, "test", max_frames=loaded.config.max_video_frames)
     noise = evaluation_noise(load_split(data, "valid"))
     report = evaluate(loaded, processor, utterances, noise, [None, 0.0, -5.0], ["av", "a", "v"], num_beams=num_beams)
