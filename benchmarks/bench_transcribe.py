@@ -18,12 +18,10 @@ import os
 import platform
 import sys
 import tempfile
-import threading
 import time
 import tracemalloc
 from pathlib import Path
 
-import psutil
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,36 +31,9 @@ sys.path.insert(0, str(REPO / "examples"))
 
 from longform_factory import write_long_video  # noqa: E402
 from modeling_mmsllama import MMSLlamaConfig, MMSLlamaForConditionalGeneration, MMSLlamaProcessor, read_media  # noqa: E402
+from benchmarks.common import PeakRSS  # noqa: E402
 from modeling_mmsllama.pipeline_mmsllama import MMSLlamaASRPipeline  # noqa: E402
 from sample_clips import sample_clips  # noqa: E402
-
-
-class PeakRSS:
-    """Samples the process's resident set size in a thread; `growth` is the peak above the starting value."""
-
-    def __init__(self, interval: float = 0.01):
-        self.interval, self.process, self.peak, self._stop = interval, psutil.Process(), 0, threading.Event()
-
-    def __enter__(self):
-        self.start = self.process.memory_info().rss
-        self.peak = self.start
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-        return self
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.process.memory_info().rss)
-            time.sleep(self.interval)
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self.thread.join()
-        self.peak = max(self.peak, self.process.memory_info().rss)
-
-    @property
-    def growth(self) -> int:
-        return self.peak - self.start
 
 
 def load(model_dir: str):
@@ -101,7 +72,7 @@ def long_form(asr, clips, seconds, options, folder) -> dict:
     _, traced = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return {"video_s": seconds, "chunks": len(result["chunks"]), "wall_s": round(wall, 1),
-            "video_s_per_s": round(seconds / wall, 2), "rss_growth_mb": round(rss.growth / 1e6, 1),
+            "video_s_per_s": round(seconds / wall, 2), "rss_growth_mb": round(rss.extra_bytes / 1e6, 1),
             "traced_peak_mb": round(traced / 1e6, 1), "decoded_video_mb": round(video["frames"] * (88 * 88 + 2560) / 1e6, 1),
             "covered_s": result["chunks"][-1]["timestamp"][1]}  # fmt: skip
 
