@@ -114,15 +114,21 @@ class MMSLlamaConfig(PreTrainedConfig):
         rate_predictor_conv_pos, rate_predictor_conv_pos_groups: sizes of the speech-rate predictor.
         qformer_window (`float`, *optional*): `None` for global cross-attention (the paper); else query i of N attends
             only to the time-stretched frames within +/- `qformer_window` query slots of its slot centre.
-        qformer_position_encoding (`bool`): add a fixed sinusoidal position code to the stretched fused features.
+        qformer_position_encoding (`bool`): layer-normalise the stretched fused features and add a fixed sinusoidal
+            position code to them.
         projector_hidden_size (`int`, *optional*): middle width of the two-Linear projector;
             defaults to `(input + llm_hidden) // 2` as in the reference.
+        projector_output_norm (`bool`): end the projector with an RMSNorm whose gain starts at the LLM's embedding
+            scale (`text_config.initializer_range`), so speech tokens enter the LLM at the scale of text tokens. For an
+            LLM trained from scratch alongside the projector (the demo); the paper's projector has none.
         audio_window (`str`): `"full"` runs the Whisper encoder on its whole window for every clip (the paper: 30 s);
             `"utterance"` encodes only each clip's own frames, rounded up to `audio_window_bucket` seconds (cheaper;
             Whisper then sees less trailing silence than it was trained with).
         audio_window_bucket (`float`): bucket size in seconds for `audio_window="utterance"`.
         max_video_frames (`int`): longest accepted clip, in 25 fps frames (500 = 20 s).
         prompt (`str`): the instruction placed before the speech embeddings.
+        tokenizer_words (`list[str]`): for the built-in tokenizer of the small presets (no tokenizer folder): words
+            that get one token each; others are spelled in characters. Empty: characters only.
         speech_token (`str`) / speech_token_id (`int`): the placeholder the model expands into speech embeddings.
         frozen_modules (`list[str]`): modules whose parameters are frozen at construction.
     """
@@ -156,10 +162,12 @@ class MMSLlamaConfig(PreTrainedConfig):
     qformer_window: float | None = None
     qformer_position_encoding: bool = False
     projector_hidden_size: int | None = None
+    projector_output_norm: bool = False
     audio_window: str = "full"
     audio_window_bucket: float = 2.0
     max_video_frames: int = 500
     prompt: str = DEFAULT_PROMPT
+    tokenizer_words: list[str] | tuple[str, ...] = ()
     speech_token: str = SPEECH_TOKEN
     speech_token_id: int = 128256
     frozen_modules: list[str] | tuple[str, ...] = ("audio_encoder", "vision_encoder", "rate_predictor")
@@ -170,6 +178,7 @@ class MMSLlamaConfig(PreTrainedConfig):
     def __post_init__(self, **kwargs):
         self.rate_clamp = [float(v) for v in self.rate_clamp]
         self.frozen_modules = list(self.frozen_modules)
+        self.tokenizer_words = list(self.tokenizer_words)
         super().__post_init__(**kwargs)
         self._validate()
         if self.min_queries is None:
@@ -322,6 +331,14 @@ def _llama32(hidden, layers, heads, ffn, tie):
 
 # Character tokenizer ids (tokenization_mmsllama.py): pad 0, bos 1, eos 2, speech placeholder 3; 128 rows.
 _CHAR = {"vocab": 128, "bos": 1, "eos": 2, "pad": 0, "speech": 3}
+# The demo's built-in tokenizer gives each word of the synthetic GRID corpus (processing/synth/grammar.py) one token,
+# as Llama's BPE does for such common words: 5 special + 81 characters + 81 continuations + 26 words (the 25
+# letters are characters already) = 183 tokens.
+GRID_WORDS = (
+    "again at bin blue by eight five four green in lay nine now one place please red set seven six soon three two "
+    "white with zero"
+).split() + list("abcdefghijklmnopqrstuvxyz")
+_WORDS_VOCAB = 256
 
 PRESETS: dict[str, dict] = {
     "tiny": {
@@ -341,7 +358,8 @@ PRESETS: dict[str, dict] = {
         "speech_token_id": _CHAR["speech"],
     },
     "demo": {
-        "text_config": _llama(256, 3, 4, 4, 768, _CHAR["vocab"], _CHAR["bos"], _CHAR["eos"], _CHAR["pad"], rope_theta=10000.0),
+        "text_config": _llama(256, 3, 4, 4, 768, _WORDS_VOCAB, _CHAR["bos"], _CHAR["eos"], _CHAR["pad"], rope_theta=10000.0),
+        "tokenizer_words": GRID_WORDS,
         "audio_config": _whisper(192, 3, 4, 768, 500, num_mel_bins=80),
         "vision_config": {
             "hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 512,

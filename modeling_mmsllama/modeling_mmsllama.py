@@ -17,6 +17,7 @@ from transformers import AutoModelForCausalLM, GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.cache_utils import Cache
 from transformers.models.blip_2.modeling_blip_2 import Blip2QFormerModel
+from transformers.models.llama.modeling_llama import LlamaRMSNorm
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 from transformers.utils import ModelOutput, logging
 
@@ -28,6 +29,7 @@ from .modeling_avhubert import AVHubertTransformerEncoder, MMSLlamaAVHubertModel
 logger = logging.get_logger(__name__)
 
 WHISPER_FRAMES_PER_VIDEO_FRAME = 2  # Whisper encoder output is 50 Hz, video 25 Hz
+RATE_PREDICTOR_INITIAL_RATE = 1.0  # normalised speech rate, 1 = the corpus average
 RATE_PREDICTOR_STRIDE = 4  # the rate predictor reads every 4th Whisper frame (12.5 Hz)
 ALLOCATION_EPSILON = 1e-6  # keeps floor(3 * 75 / 25) at 9 when float arithmetic gives 8.999999
 DEFAULT_MAX_NEW_TOKENS = 100
@@ -182,7 +184,10 @@ class MMSLlamaQFormer(nn.Module):
         # features: (B, L, F) stretched fused features, zero-padded; num_frames, num_queries: (B,)
         max_queries, max_frames = int(num_queries.max()), features.shape[1]
         if self.position_encoding:
-            features = features + sinusoidal_position_code(max_frames, features.shape[-1], features.device, features.dtype)
+            # the code has a fixed scale, so the features are layer-normalised first: unnormalised, small features
+            # (e.g. a freshly initialised adapter's) were swamped by it and the Q-Former output carried no speech
+            code = sinusoidal_position_code(max_frames, features.shape[-1], features.device, features.dtype)
+            features = F.layer_norm(features, features.shape[-1:]) + code
         queries = self.query_tokens[:, :max_queries].expand(features.shape[0], -1, -1)
         query_mask = torch.arange(max_queries, device=features.device)[None, :] < num_queries[:, None]
         allowed = window_attention_mask(num_queries, num_frames, max_queries, max_frames, self.window)
@@ -198,16 +203,24 @@ class MMSLlamaQFormer(nn.Module):
         return output.last_hidden_state  # (B, N, Hq)
 
 
-class MMSLlamaProjector(nn.Module):
-    """Two Linear layers with no activation between them, as in the reference (paper-spec section 7)."""
+class MMSLlamaProjectorNorm(LlamaRMSNorm):
+    """The projector's optional output RMSNorm; its gain starts at the LLM's embedding scale (see `_init_weights`)."""
 
-    def __init__(self, in_features: int, hidden_features: int, out_features: int):
+
+class MMSLlamaProjector(nn.Module):
+    """Two Linear layers with no activation between them, as in the reference (paper-spec section 7); optionally an
+    RMSNorm after them (`config.projector_output_norm`)."""
+
+    def __init__(self, in_features: int, hidden_features: int, out_features: int, output_norm: bool = False,
+                 norm_eps: float = 1e-5):  # fmt: skip
         super().__init__()
         self.linear_1 = nn.Linear(in_features, hidden_features)
         self.linear_2 = nn.Linear(hidden_features, out_features)
+        self.norm = MMSLlamaProjectorNorm(out_features, eps=norm_eps) if output_norm else None
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.linear_2(self.linear_1(hidden_states))
+        hidden_states = self.linear_2(self.linear_1(hidden_states))
+        return self.norm(hidden_states) if self.norm is not None else hidden_states
 
 
 def time_stretch(features: torch.Tensor, num_frames: torch.Tensor, new_num_frames: torch.Tensor) -> torch.Tensor:
@@ -254,8 +267,13 @@ class MMSLlamaPreTrainedModel(PreTrainedModel):
         std = self.config.initializer_range
         if isinstance(module, MMSLlamaQFormer):
             init.normal_(module.query_tokens, mean=0.0, std=std)
+        elif isinstance(module, MMSLlamaProjectorNorm):
+            init.constant_(module.weight, self.config.text_config.initializer_range)  # the text embeddings' scale
         elif isinstance(module, MMSLlamaSpeechRatePredictor):
             init.xavier_uniform_(module.rate_token)
+            # start at the mean normalised rate: a head that starts negative for every input has a dead ReLU and
+            # never trains (this happened on the tiny preset)
+            init.constant_(module.head.bias, RATE_PREDICTOR_INITIAL_RATE)
         elif isinstance(module, AVHubertTransformerEncoder):
             init_positional_conv(module.pos_conv[0])
         elif isinstance(module, nn.Conv1d) and hasattr(module, "parametrizations"):
@@ -328,7 +346,8 @@ class MMSLlamaForConditionalGeneration(MMSLlamaPreTrainedModel, GenerationMixin)
 
     def _build_projector(self, in_features: int, out_features: int) -> MMSLlamaProjector:
         hidden = self.config.projector_hidden_size or (in_features + out_features) // 2
-        return MMSLlamaProjector(in_features, hidden, out_features)
+        output_norm = self.config.projector_output_norm
+        return MMSLlamaProjector(in_features, hidden, out_features, output_norm, self.config.text_config.rms_norm_eps)
 
     # -- housekeeping ---------------------------------------------------------------------------------------------------
 

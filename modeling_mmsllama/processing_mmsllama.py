@@ -22,7 +22,7 @@ from .media_mmsllama import (
     read_media,
 )
 from .mouth_roi_mmsllama import MouthROIExtractor, to_gray
-from .tokenization_mmsllama import CHAR_VOCAB_SIZE, build_char_tokenizer
+from .tokenization_mmsllama import MAX_BUILTIN_VOCAB_SIZE, build_char_tokenizer
 from .video_processing_mmsllama import ROI_SIDE, MMSLlamaVideoProcessor
 
 
@@ -175,12 +175,18 @@ class MMSLlamaProcessor(ProcessorMixin):
     @staticmethod
     def _resolve_tokenizer(config: MMSLlamaConfig, tokenizer):
         if tokenizer is None:
-            if config.text_config.vocab_size != CHAR_VOCAB_SIZE:
+            if config.text_config.vocab_size > MAX_BUILTIN_VOCAB_SIZE:
                 raise MMSLlamaInputError(
                     f"This configuration has a {config.text_config.vocab_size}-token vocabulary: pass the matching "
                     "tokenizer, e.g. tokenizer='/path/to/Llama-3.2-3B' (a local folder with tokenizer.json)."
                 )
-            return build_char_tokenizer()
+            tokenizer = build_char_tokenizer(config.tokenizer_words)
+            if len(tokenizer) > config.text_config.vocab_size:
+                raise MMSLlamaInputError(
+                    f"The built-in tokenizer has {len(tokenizer)} tokens ({len(config.tokenizer_words)} words), more "
+                    f"than text_config.vocab_size={config.text_config.vocab_size}: raise the vocabulary size."
+                )
+            return tokenizer
         if isinstance(tokenizer, (str, os.PathLike)):
             tokenizer = AutoTokenizer.from_pretrained(tokenizer, local_files_only=True)
         if config.speech_token not in tokenizer.get_vocab():

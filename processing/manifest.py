@@ -8,6 +8,8 @@ A split is two files side by side:
   then be moved); LRS3's released manifests use `/` with absolute paths, some with a `{LRS3_ROOT}`
   placeholder that `read_manifest(..., substitutions={"LRS3_ROOT": ...})` fills in.
 - `{split}.wrd`: one lowercase transcript per line, in the same order.
+- `{split}.phn` (optional, fairseq's label-file convention): one line of space-separated phonemes per utterance, in
+  the same order; our synthetic corpus writes it, and the encoders stage can learn phoneme CTC from it.
 
 `speech_rate` is words per second of video, divided by a corpus constant and rounded to 2 decimals:
 `(num_words / (num_video_frames / 25)) / C`. The reference LRS3 manifests use C = 2.7073 words/s
@@ -47,6 +49,7 @@ class ManifestEntry:
     num_audio_samples: int
     speech_rate: float
     transcript: str | None = None
+    phonemes: str | None = None
 
     @property
     def duration_s(self) -> float:
@@ -119,6 +122,12 @@ def read_manifest(
         if len(transcripts) != len(entries):
             raise ManifestError(f"{wrd_path}: {len(transcripts)} transcripts for {len(entries)} utterances in {tsv_path}")
         entries = [replace(entry, transcript=text) for entry, text in zip(entries, transcripts)]
+    phn_path = tsv_path.with_suffix(".phn")
+    if phn_path.is_file():
+        phonemes = phn_path.read_text(encoding="utf-8").splitlines()
+        if len(phonemes) != len(entries):
+            raise ManifestError(f"{phn_path}: {len(phonemes)} phoneme lines for {len(entries)} utterances in {tsv_path}")
+        entries = [replace(entry, phonemes=line.strip()) for entry, line in zip(entries, phonemes)]
     return entries
 
 
@@ -129,7 +138,8 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def write_manifest(tsv_path: str | os.PathLike, entries: list[ManifestEntry], root: str = ".") -> None:
-    """Write `{split}.tsv` (and `{split}.wrd` when the entries have transcripts), each atomically.
+    """Write `{split}.tsv` (and `{split}.wrd` / `{split}.phn` when the entries have transcripts / phonemes), each
+    atomically.
 
     Paths are written as given: relative to `root` (`.` = the `.tsv`'s folder), or absolute.
     """
@@ -143,11 +153,12 @@ def write_manifest(tsv_path: str | os.PathLike, entries: list[ManifestEntry], ro
         for e in entries
     ]
     _write_atomically(tsv_path, "\n".join(lines) + "\n")
-    transcripts = [e.transcript for e in entries]
-    if any(t is not None for t in transcripts):
-        if any(t is None or "\n" in t for t in transcripts):
-            raise ValueError("either every entry or none has a transcript, and transcripts are single lines")
-        _write_atomically(tsv_path.with_suffix(".wrd"), "".join(t + "\n" for t in transcripts))
+    for suffix, labels in ((".wrd", [e.transcript for e in entries]), (".phn", [e.phonemes for e in entries])):
+        if all(label is None for label in labels):
+            continue
+        if any(label is None or "\n" in label for label in labels):
+            raise ValueError(f"{suffix}: either every entry or none has this label, and labels are single lines")
+        _write_atomically(tsv_path.with_suffix(suffix), "".join(label + "\n" for label in labels))
 
 
 def write_manifest_metadata(folder: str | os.PathLike, speech_rate_constant: float, **extra) -> None:

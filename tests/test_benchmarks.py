@@ -1,11 +1,13 @@
 """Fast checks that the benchmark code (benchmarks/) computes what it claims and does not rot. No timing asserts."""
 
+import importlib.util
 import math
+import re
 
 import pytest
 import torch
 
-from benchmarks import cpu, flops, token_rate
+from benchmarks import bench_training, cpu, flops, token_rate
 from benchmarks.common import LRS3_TEST_TSV, Utterance, read_tsv_manifest
 
 
@@ -76,3 +78,16 @@ def test_cpu_comparison_runs_one_iteration():
     assert batch["baseline"]["speech_tokens"] > batch["mms_llama"]["speech_tokens"]
     # the baseline shares the encoders and the LLM with the MMS-LLaMA model
     assert result["shared_weights_bytes"] > 0
+
+
+def test_training_benchmark_writes_headline_lines(synth_corpus, tmp_path):
+    configs = ["plain", "zero2"] if importlib.util.find_spec("deepspeed") else ["plain"]
+    results = tmp_path / "RESULTS_training.md"
+    bench_training.main(["--preset", "tiny", "--data", str(synth_corpus), "--steps", "3", "--warmup_steps", "1",
+                         "--batch_size", "2", "--configs", *configs, "--out", str(results)])  # fmt: skip
+    lines = re.findall(r"^(training_\w+): (\S+) (\S+)$", results.read_text(), flags=re.MULTILINE)
+    expected = {f"{name}_tiny_{config}": unit for config in configs for _, name, unit, _ in bench_training.METRICS}
+    if len(configs) == 2:
+        expected |= {f"{name}_ratio_tiny_zero2_plain": "x" for _, name, _, _ in bench_training.METRICS}
+    assert {name: unit for name, _, unit in lines} == expected
+    assert all(float(value) > 0 for _, value, _ in lines)

@@ -1,5 +1,6 @@
 """LRS3-style manifest reading and writing (processing.manifest)."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,18 @@ def test_round_trip_resolves_relative_paths_against_the_tsv_folder(tmp_path):
     assert resolved[0].video_path == str(tmp_path.resolve() / "s000/u00000.mp4")
     assert resolved[1].audio_path == "/abs/u00001.wav"
     assert resolved[0].duration_s == 2.0
+
+
+def test_phoneme_labels_round_trip_and_must_match_in_length(tmp_path):
+    entries = [replace(e, phonemes=p) for e, p in zip(_entries(), ["b ɪ n", "s ɛ t"])]
+    write_manifest(tmp_path / "train.tsv", entries)
+    assert (tmp_path / "train.phn").read_text(encoding="utf-8") == "b ɪ n\ns ɛ t\n"
+    assert read_manifest(tmp_path / "train.tsv", resolve=False) == entries
+    (tmp_path / "train.phn").write_text("b ɪ n\n", encoding="utf-8")
+    with pytest.raises(ManifestError, match="1 phoneme lines for 2 utterances"):
+        read_manifest(tmp_path / "train.tsv")
+    with pytest.raises(ValueError, match="every entry or none"):
+        write_manifest(tmp_path / "x.tsv", [entries[0], _entries()[1]])
 
 
 def test_without_wrd_transcripts_are_none(tmp_path):

@@ -110,6 +110,22 @@ def test_speech_embeddings_shapes_and_masks():
     assert speech.predicted_rate.shape == (2,) and speech.modality == "av"
 
 
+def test_projector_output_norm_starts_speech_tokens_at_the_text_embedding_scale():
+    model = tiny_model(projector_output_norm=True)
+    with torch.no_grad():
+        speech = model.get_speech_embeddings(**media(model.config, [60, 37]))
+    rms = speech.embeddings[speech.mask].pow(2).mean(-1).sqrt()  # (N,), one per speech token
+    scale = model.config.text_config.initializer_range  # the text embeddings' RMS at initialisation
+    assert rms.tolist() == pytest.approx([scale] * len(rms), rel=0.1)
+    assert tiny_model().projector.norm is None  # the paper's projector: two Linear layers and nothing else
+
+
+def test_rate_predictor_starts_at_the_mean_rate():
+    # a head that starts negative for every input would leave the ReLU dead and the predictor untrainable
+    model = tiny_model()
+    assert model.rate_predictor.head.bias.item() == 1.0
+
+
 def test_forward_expands_placeholder_and_masks_labels():
     model = tiny_model()
     batch = {**media(model.config, [50, 30]), **prompts([[10, 11, 12], [13]])}

@@ -15,19 +15,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import HfArgumentParser, TrainingArguments, set_seed
+from transformers import HfArgumentParser, TrainerCallback, TrainingArguments, set_seed
 
 from modeling_mmsllama import MMSLlamaConfig, MMSLlamaForConditionalGeneration, MMSLlamaInputError
 from modeling_mmsllama.processing_mmsllama import MMSLlamaProcessor
 from processing.noise import PAPER_NOISE_PROBABILITY, PAPER_SNRS_DB, NoiseAugmenter
 
 from .collator import AVSRCollator, TextCollator, training_noises
+from .ctc import CTCVocabulary
 from .data import AVSRDataset, load_split
 from .evaluation import evaluate, evaluation_noise, format_table, write_report
 from .stages import STAGES, EncoderCTCModel, LanguageModelStage, RatePredictorStage, add_lora, build_model
 from .trainer import MMSLlamaTrainer, latest_complete_checkpoint
 
 
+CTC_EVAL_UTTERANCES = 200
 STAGE_INPUTS = {"encoders": (), "lm": (), "rate-predictor": ("encoders",), "avsr": ("encoders", "lm", "rate-predictor")}
 
 
@@ -50,6 +52,8 @@ class StageArguments:
     drop_audio: float = field(default=0.1, metadata={"help": "avsr: probability of zeroing a sample's audio"})
     drop_video: float = field(default=0.25, metadata={"help": "avsr: probability of zeroing a sample's video"})
     augment_video: bool = field(default=True, metadata={"help": "random crop and flip of mouth crops"})
+    ctc_units: str = field(default="auto", metadata={"help": "encoders: CTC on 'phonemes' (from {split}.phn), "
+                           "'characters', or 'auto' (phonemes when the training split has them)"})
     lora_r: int = field(default=16, metadata={"help": "avsr: LoRA rank on the LLM; 0 trains the LLM fully"})
     lora_alpha: int = 32
     lora_dropout: float = 0.05
@@ -88,7 +92,8 @@ def _training_args(args: StageArguments, training: TrainingArguments) -> Trainin
     return training
 
 
-def train(argv: list[str] | None = None) -> Path:
+def train(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None = None) -> Path:
+    """Trains one stage as `mmsllama-train argv` would; `callbacks` are added to the `Trainer` (e.g. timers)."""
     parser = HfArgumentParser((StageArguments, TrainingArguments))
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--output_dir" not in argv:
@@ -117,9 +122,12 @@ def train(argv: list[str] | None = None) -> Path:
 
     wer_utterances = None
     if args.stage == "encoders":
-        module = EncoderCTCModel(model, model.config.text_config.vocab_size, processor.tokenizer.pad_token_id)
-        collator = AVSRCollator(processor, noise, augment=args.augment_video, with_text=False, ctc=True)
-        eval_collator = AVSRCollator(processor, with_text=False, ctc=True)
+        # the inventory covers the validation labels too, so a unit rare enough to miss the training split is no error
+        vocabulary = CTCVocabulary.from_utterances(_ctc_units(args.ctc_units, train_utts), train_utts + valid_utts)
+        print(f"encoders: CTC on {len(vocabulary) - 1} {vocabulary.units}")
+        module = EncoderCTCModel(model, vocabulary)
+        collator = AVSRCollator(processor, noise, augment=args.augment_video, with_text=False, ctc=vocabulary)
+        eval_collator = AVSRCollator(processor, with_text=False, ctc=vocabulary)
     elif args.stage == "lm":
         module = LanguageModelStage(model)
         collator = eval_collator = TextCollator(processor.tokenizer)
@@ -142,12 +150,34 @@ def train(argv: list[str] | None = None) -> Path:
         processing_class=processor,
         wer_utterances=wer_utterances,
         wer_processor=processor,
+        callbacks=callbacks,
     )
     checkpoint = latest_complete_checkpoint(args.out) if args.resume else None
     if checkpoint:
         print(f"resuming from {checkpoint}")
     trainer.train(resume_from_checkpoint=checkpoint)
-    return _save_final(trainer, module, model, processor, args)
+    out = _save_final(trainer, module, model, processor, args)
+    if args.stage == "encoders" and trainer.args.should_save:
+        _report_ctc_error_rates(module, valid_utts[:CTC_EVAL_UTTERANCES], eval_collator, out, args.valid_split)
+    return out
+
+
+def _ctc_units(requested: str, utterances) -> str:
+    if requested != "auto":
+        return requested
+    return "phonemes" if all(u.phonemes for u in utterances) else "characters"
+
+
+def _report_ctc_error_rates(module: EncoderCTCModel, utterances, collator, out: Path, split: str) -> None:
+    """Greedy CTC error rates of both encoders on clean held-out utterances, printed and saved as ctc_eval.json:
+    the check that the encoders are good enough before the avsr stage."""
+    rates = module.error_rates(utterances, collator)
+    unit = {"phonemes": "phone", "characters": "character"}[module.vocabulary.units]
+    report = {"split": split, "utterances": len(utterances), "units": module.vocabulary.units,
+              **{f"{stream}_error_rate": round(rate, 2) for stream, rate in rates.items()}}  # fmt: skip
+    (out / "ctc_eval.json").write_text(json.dumps(report, indent=2))
+    print(f"{unit} error rate on {len(utterances)} clean {split} utterances: "
+          f"audio {rates['audio']:.1f}%, video {rates['video']:.1f}%")  # fmt: skip
 
 
 def _save_final(trainer, module, model, processor, args: StageArguments) -> Path:

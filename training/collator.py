@@ -16,6 +16,7 @@ import torch
 from modeling_mmsllama.configuration_mmsllama import AUDIO_SAMPLING_RATE
 from processing.noise import NoiseAugmenter, babble_noise, pink_noise, white_noise
 
+from .ctc import CTCVocabulary
 from .data import Utterance
 
 
@@ -46,7 +47,7 @@ class AVSRCollator:
         drop_audio (`float`) / drop_video (`float`): probability of zeroing a sample's audio / video stream (never both).
         augment (`bool`): random crop and horizontal flip of the mouth crops.
         with_text (`bool`): append transcripts and return `labels` (training); else prompt only (generation).
-        ctc (`bool`): also return `ctc_labels` (transcript characters, -100 padded) for the encoder stage.
+        ctc (`CTCVocabulary`, *optional*): also return `ctc_labels` (its unit ids, -100 padded) for the encoders stage.
         modality (`str`): `"av"`, `"audio"` or `"video"`: which streams to feed at all.
         seed (`int`, *optional*): makes the batch seeds `batch_seed(seed, stream, position)`, where `position`
             (attribute `batches_collated`) counts the batches collated so far and `stream` (attribute) is the process
@@ -55,7 +56,7 @@ class AVSRCollator:
     """
 
     def __init__(self, processor, noise: NoiseAugmenter | None = None, drop_audio: float = 0.0,
-                 drop_video: float = 0.0, augment: bool = False, with_text: bool = True, ctc: bool = False,
+                 drop_video: float = 0.0, augment: bool = False, with_text: bool = True, ctc: CTCVocabulary | None = None,
                  modality: str = "av", seed: int | None = None):  # fmt: skip
         self.processor = processor
         self.noise = noise
@@ -94,13 +95,6 @@ class AVSRCollator:
         has_video = torch.from_numpy(draw < 1.0 - self.drop_video) | ~has_audio
         return has_audio, has_video
 
-    def ctc_labels(self, texts: list[str]) -> torch.Tensor:
-        ids = self.processor.tokenizer(texts, add_special_tokens=False)["input_ids"]
-        labels = torch.full((len(ids), max(len(i) for i in ids)), -100)
-        for row, sequence in enumerate(ids):
-            labels[row, : len(sequence)] = torch.tensor(sequence)
-        return labels
-
     def __call__(self, batch: list[Utterance]) -> dict:
         if not self.is_random:  # evaluation: nothing to draw, and no generator touched
             return self._collate(batch, None)
@@ -126,8 +120,8 @@ class AVSRCollator:
         features = dict(inputs)
         if self.modality == "av" and (self.drop_audio or self.drop_video):
             features["has_audio"], features["has_video"] = self._stream_presence(len(batch), rng)
-        if self.ctc:
-            features["ctc_labels"] = self.ctc_labels(texts)
+        if self.ctc is not None:
+            features["ctc_labels"] = self.ctc.targets(batch)
         return features
 
 

@@ -1,7 +1,7 @@
 """The training stages of the demo recipe (`../shared/reference/demo-recipe.md`), each a module `Trainer` can train.
 
-- `encoders`: the audio (Whisper) and video (AV-HuBERT) encoders learn with CTC on transcript characters; they
-  stand in for the pretrained Whisper and AV-HuBERT of the paper.
+- `encoders`: the audio (Whisper) and video (AV-HuBERT) encoders learn with CTC on phonemes (or transcript
+  characters); they stand in for the pretrained Whisper and AV-HuBERT of the paper.
 - `lm`: the language model learns the transcripts' text.
 - `rate-predictor`: the speech-rate predictor learns the normalised rate (MSE) on frozen audio features.
 - `avsr`: the paper's stage: frozen encoders, rate predictor and LLM (LoRA on q/k/v/o); the length adapter, fusion,
@@ -20,6 +20,9 @@ from torch import nn
 
 from modeling_mmsllama import MMSLlamaConfig, MMSLlamaForConditionalGeneration
 from modeling_mmsllama.errors_mmsllama import MMSLlamaInputError
+
+from .ctc import CTCVocabulary, unit_error_rate
+from .data import Utterance
 
 
 STAGES = ("encoders", "lm", "rate-predictor", "avsr")
@@ -55,33 +58,55 @@ def load_parts(model: MMSLlamaForConditionalGeneration, folder: str | os.PathLik
 class EncoderCTCModel(nn.Module):
     """Stage `encoders`: CTC heads over the Whisper encoder (50 Hz) and AV-HuBERT (25 Hz) outputs."""
 
-    def __init__(self, model: MMSLlamaForConditionalGeneration, vocab_size: int, blank_id: int):
+    def __init__(self, model: MMSLlamaForConditionalGeneration, vocabulary: CTCVocabulary):
         super().__init__()
         self.model = model
-        self.blank_id = blank_id
-        self.audio_head = nn.Linear(model.config.audio_config.d_model, vocab_size)
-        self.video_head = nn.Linear(model.config.vision_config.hidden_size, vocab_size)
+        self.vocabulary = vocabulary
+        self.audio_head = nn.Linear(model.config.audio_config.d_model, len(vocabulary))
+        self.video_head = nn.Linear(model.config.vision_config.hidden_size, len(vocabulary))
 
-    def _ctc(self, logits: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        log_probs = logits.float().log_softmax(-1).transpose(0, 1)  # (L, B, V)
-        target_lengths = (labels != -100).sum(-1)
-        targets = labels.clamp(min=0)
-        return F.ctc_loss(log_probs, targets, lengths, target_lengths, blank=self.blank_id, zero_infinity=True)
-
-    def forward(self, input_features, input_features_mask, pixel_values_videos, video_mask, ctc_labels, **unused):
+    def logits(self, input_features, pixel_values_videos, video_mask) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """{"audio": (logits (B, 2T, V), lengths), "video": (logits (B, T, V), lengths)}."""
         num_frames = video_mask.long().sum(-1)
         audio = self.model._encode_audio(input_features, num_frames)  # (B, L, Da) at 50 Hz
         audio_lengths = torch.clamp(2 * num_frames, max=audio.shape[1])
         video = self.model.vision_encoder(pixel_values_videos, video_mask.bool()).last_hidden_state  # (B, T, Dv)
-        audio_loss = self._ctc(self.audio_head(audio), audio_lengths, ctc_labels)
-        video_loss = self._ctc(self.video_head(video), num_frames, ctc_labels)
+        return {"audio": (self.audio_head(audio), audio_lengths), "video": (self.video_head(video), num_frames)}
+
+    @staticmethod
+    def _ctc(logits: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        log_probs = logits.float().log_softmax(-1).transpose(0, 1)  # (L, B, V)
+        target_lengths = (labels != -100).sum(-1)
+        targets = labels.clamp(min=0)
+        return F.ctc_loss(log_probs, targets, lengths, target_lengths, blank=0, zero_infinity=True)
+
+    def forward(self, input_features, pixel_values_videos, video_mask, ctc_labels, **unused):
+        outputs = self.logits(input_features, pixel_values_videos, video_mask)
+        audio_loss = self._ctc(*outputs["audio"], ctc_labels)
+        video_loss = self._ctc(*outputs["video"], ctc_labels)
         return {"loss": audio_loss + video_loss, "audio_loss": audio_loss.detach(), "video_loss": video_loss.detach()}
+
+    @torch.no_grad()
+    def error_rates(self, utterances: list[Utterance], collator, batch_size: int = 16) -> dict[str, float]:
+        """Greedy-decoded unit error rate (%) of each encoder on `utterances` (clean, both streams present)."""
+        was_training = self.training
+        self.eval()
+        hypotheses = {"audio": [], "video": []}
+        for start in range(0, len(utterances), batch_size):
+            batch = collator(utterances[start : start + batch_size])
+            outputs = self.logits(batch["input_features"], batch["pixel_values_videos"], batch["video_mask"])
+            for stream, (logits, lengths) in outputs.items():
+                hypotheses[stream] += self.vocabulary.greedy_decode(logits, lengths)
+        self.train(was_training)
+        references = [self.vocabulary.reference(u) for u in utterances]
+        return {stream: unit_error_rate(references, hyps) for stream, hyps in hypotheses.items()}
 
     def save(self, folder: str | os.PathLike) -> None:
         self.model.save_pretrained(folder)
         heads = {f"audio_head.{k}": v for k, v in self.audio_head.state_dict().items()}
         heads |= {f"video_head.{k}": v for k, v in self.video_head.state_dict().items()}
         save_file({k: v.contiguous() for k, v in heads.items()}, Path(folder) / CTC_HEADS_FILE)
+        self.vocabulary.save(folder)
 
 
 class LanguageModelStage(nn.Module):
