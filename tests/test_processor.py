@@ -219,6 +219,19 @@ def test_presets_need_the_right_tokenizer(tmp_path):
     assert processor.feature_extractor.nb_max_frames == 1000 and processor.max_video_frames == 250
 
 
+def test_demo_tokenizer_gives_listed_words_one_token_and_spells_the_rest():
+    tokenizer = MMSLlamaProcessor.from_preset("demo").tokenizer
+    ids = tokenizer("bin blue at a two now", add_special_tokens=False)["input_ids"]
+    assert tokenizer.convert_ids_to_tokens(ids) == ["bin", "blue", "at", "a", "two", "now"]
+    spelled = tokenizer("Zebra crossing!", add_special_tokens=False)["input_ids"]
+    assert tokenizer.convert_ids_to_tokens(spelled)[:3] == ["Z", "##e", "##b"]
+    for text in ["bin blue at a two now", "Zebra crossing!"]:  # decoding gives the text back
+        assert tokenizer.decode(tokenizer(text)["input_ids"], skip_special_tokens=True) == text
+    assert tokenizer.convert_tokens_to_ids(["<|finetune_right_pad_id|>", "<|begin_of_text|>", "<|speech|>"]) == [0, 1, 3]
+    with pytest.raises(MMSLlamaInputError, match="raise the vocabulary size"):
+        MMSLlamaProcessor.from_preset("tiny", tokenizer_words=[f"word{i}" for i in range(50)])
+
+
 @settings(max_examples=25, deadline=None)
 @given(
     lengths=st.lists(st.integers(1, 60), min_size=1, max_size=3),
