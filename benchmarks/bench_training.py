@@ -14,7 +14,6 @@ import argparse
 import itertools
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -100,18 +99,10 @@ def train_argv(config: str, args: argparse.Namespace, out: str) -> list[str]:
     return argv
 
 
-def single_process_group_env() -> dict[str, str]:
-    """The launcher variables of a one-process DeepSpeed group on this machine."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1",
-            "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}  # fmt: skip
-
-
 def run_worker(args: argparse.Namespace) -> None:
     """Trains one configuration in this process and writes its step times and peak RSS to `args.result`."""
     from training.cli import train
+    from training.trainer import single_process_group_env
 
     if args.worker in DEEPSPEED_CONFIGS:
         os.environ.update(single_process_group_env())

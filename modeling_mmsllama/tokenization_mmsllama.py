@@ -25,7 +25,6 @@ SPEECH_TOKEN = "<|speech|>"
 UNK_TOKEN = "<|unk|>"
 SPECIAL_TOKENS = (PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, SPEECH_TOKEN, UNK_TOKEN)  # ids 0..4
 CHARACTERS = string.ascii_lowercase + string.ascii_uppercase + string.digits + " .,'?!-:;\"()&/"
-CHAR_VOCAB_SIZE = 128  # len(SPECIAL_TOKENS) + len(CHARACTERS) = 81, padded to a round embedding size
 MAX_BUILTIN_VOCAB_SIZE = 1024  # a larger text vocabulary belongs to a real LLM, whose tokenizer must be given
 CONTINUATION = "##"  # WordPiece prefix of a piece that continues a word
 
@@ -62,4 +61,4 @@ def build_char_tokenizer(words: Sequence[str] = ()) -> PreTrainedTokenizerFast:
     return tokenizer
 
 
-__all__ = ["build_char_tokenizer", "CHAR_VOCAB_SIZE", "MAX_BUILTIN_VOCAB_SIZE"]
+__all__ = ["build_char_tokenizer", "MAX_BUILTIN_VOCAB_SIZE"]

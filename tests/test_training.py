@@ -11,9 +11,9 @@ from modeling_mmsllama.processing_mmsllama import MMSLlamaProcessor
 from processing.noise import measured_snr_db
 from training.cli import train
 from training.collator import AVSRCollator, TextCollator
-from training.ctc import CTCVocabulary, unit_error_rate
+from training.ctc import CTCVocabulary
 from training.data import Utterance, load_split
-from training.evaluation import noisy_audio, normalize_text, word_error_rate
+from training.evaluation import noisy_audio, normalize_text, token_error_rate, word_error_rate
 
 
 def utterance(frames: int, text: str, seed: int = 0) -> Utterance:
@@ -59,7 +59,7 @@ def test_text_collator_and_ctc_labels(processor):
     assert ctc["ctc_labels"].tolist() == [[1, 2, 4, 3], [1, 2, 3, -100]]
 
 
-def test_phoneme_ctc_vocabulary_decodes_and_scores():
+def test_phoneme_ctc_vocabulary_decodes_and_scores(tmp_path):
     clips = [utterance(10, "bin", 0), utterance(10, "set", 1)]
     clips[0].phonemes, clips[1].phonemes = "b ɪ n", "s ɛ t"
     vocabulary = CTCVocabulary.from_utterances("phonemes", clips)
@@ -68,8 +68,10 @@ def test_phoneme_ctc_vocabulary_decodes_and_scores():
     # best path: b b <blank> ɪ n n -> b ɪ n; frames past the length are ignored
     logits = torch.nn.functional.one_hot(torch.tensor([[1, 1, 0, 6, 2, 2, 3]]), len(vocabulary)).float()
     assert vocabulary.greedy_decode(logits, torch.tensor([6])) == ["b ɪ n"]
-    assert unit_error_rate(["b ɪ n", "s ɛ t"], ["b ɪ n", "s t"]) == pytest.approx(100 / 6)
-    assert unit_error_rate(["b ɪ n"], [""]) == pytest.approx(100.0)
+    assert token_error_rate(["b ɪ n", "s ɛ t"], ["b ɪ n", "s t"]) == pytest.approx(100 / 6)
+    assert token_error_rate(["b ɪ n"], [""]) == pytest.approx(100.0)
+    vocabulary.save(tmp_path)
+    assert CTCVocabulary.load(tmp_path) == vocabulary
     clips[1].phonemes = None
     with pytest.raises(MMSLlamaInputError, match="no phonemes.*ctc_units characters"):
         vocabulary.targets(clips)

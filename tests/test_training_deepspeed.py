@@ -17,7 +17,6 @@ because the configs leave the optimizer to `Trainer` (`zero_allow_untested_optim
 """
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
@@ -33,17 +32,12 @@ import training.cli  # noqa: E402
 from training.cli import train  # noqa: E402
 from training.collator import AVSRCollator  # noqa: E402
 from training.data import load_split  # noqa: E402
+from training.trainer import single_process_group_env  # noqa: E402
 
 
 CONFIGS = Path(__file__).resolve().parents[1] / "training"
 RUNS = ("plain", "zero2", "zero3")
 LOSS_RTOL, WEIGHT_ATOL, LOGIT_ATOL = 1e-5, 1e-5, 1e-4
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _end_deepspeed() -> None:
@@ -74,9 +68,7 @@ def runs(synth_corpus, tmp_path_factory) -> dict[str, Path]:
         train(common + ["--out", str(outs["plain"])])
         try:
             for name in ("zero2", "zero3"):
-                dist_env = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1",
-                            "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())}  # fmt: skip
-                for key, value in dist_env.items():
+                for key, value in single_process_group_env().items():
                     patch.setenv(key, value)
                 outs[name] = root / name
                 train(common + ["--out", str(outs[name]), "--deepspeed", str(CONFIGS / f"{name}.json")])

@@ -32,9 +32,13 @@ def normalize_text(text: str) -> str:
 
 
 def word_error_rate(references: list[str], hypotheses: list[str]) -> float:
-    """Corpus WER in percent: sum of substitutions, deletions and insertions over the reference words."""
-    references = [normalize_text(r) for r in references]
-    hypotheses = [normalize_text(h) for h in hypotheses]
+    """Corpus WER in percent, on normalised text (`normalize_text`)."""
+    return token_error_rate([normalize_text(r) for r in references], [normalize_text(h) for h in hypotheses])
+
+
+def token_error_rate(references: list[str], hypotheses: list[str]) -> float:
+    """Corpus error rate in percent over space-separated tokens (words, phonemes, ...), taken as they are: sum of
+    substitutions, deletions and insertions over the reference tokens."""
     if not any(references):
         raise ValueError("WER needs at least one non-empty reference transcript.")
     errors = words = 0

@@ -21,8 +21,9 @@ from torch import nn
 from modeling_mmsllama import MMSLlamaConfig, MMSLlamaForConditionalGeneration
 from modeling_mmsllama.errors_mmsllama import MMSLlamaInputError
 
-from .ctc import CTCVocabulary, unit_error_rate
+from .ctc import BLANK_ID, CTCVocabulary
 from .data import Utterance
+from .evaluation import token_error_rate
 
 
 STAGES = ("encoders", "lm", "rate-predictor", "avsr")
@@ -78,7 +79,7 @@ class EncoderCTCModel(nn.Module):
         log_probs = logits.float().log_softmax(-1).transpose(0, 1)  # (L, B, V)
         target_lengths = (labels != -100).sum(-1)
         targets = labels.clamp(min=0)
-        return F.ctc_loss(log_probs, targets, lengths, target_lengths, blank=0, zero_infinity=True)
+        return F.ctc_loss(log_probs, targets, lengths, target_lengths, blank=BLANK_ID, zero_infinity=True)
 
     def forward(self, input_features, pixel_values_videos, video_mask, ctc_labels, **unused):
         outputs = self.logits(input_features, pixel_values_videos, video_mask)
@@ -99,7 +100,7 @@ class EncoderCTCModel(nn.Module):
                 hypotheses[stream] += self.vocabulary.greedy_decode(logits, lengths)
         self.train(was_training)
         references = [self.vocabulary.reference(u) for u in utterances]
-        return {stream: unit_error_rate(references, hyps) for stream, hyps in hypotheses.items()}
+        return {stream: token_error_rate(references, hyps) for stream, hyps in hypotheses.items()}
 
     def save(self, folder: str | os.PathLike) -> None:
         self.model.save_pretrained(folder)

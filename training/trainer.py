@@ -1,6 +1,7 @@
 """`Trainer` with generation-based WER on a validation split and checkpoints that count only once complete."""
 
 import os
+import socket
 from pathlib import Path
 
 from transformers import Trainer
@@ -10,6 +11,16 @@ from .evaluation import transcribe, word_error_rate
 
 
 COMPLETE_MARKER = "checkpoint_complete"  # written last: a checkpoint without it was interrupted while being saved
+
+
+def single_process_group_env() -> dict[str, str]:
+    """The launcher variables of a one-process distributed group on this machine (a free local port), for running
+    DeepSpeed without a launcher (which otherwise looks for MPI)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1",
+            "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}  # fmt: skip
 
 
 def latest_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
