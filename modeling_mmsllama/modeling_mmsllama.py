@@ -179,6 +179,10 @@ class MMSLlamaQFormer(nn.Module):
         self.bert = Blip2QFormerModel(config.qformer_config)  # named as the reference's `Qformer.bert`
         self.window = config.qformer_window
         self.position_encoding = config.qformer_position_encoding
+        self.pool_projection = None
+        if config.qformer_pooled_queries:
+            qformer = config.qformer_config
+            self.pool_projection = nn.Linear(qformer.encoder_hidden_size, qformer.hidden_size)
 
     def forward(self, features: torch.Tensor, num_frames: torch.Tensor, num_queries: torch.Tensor) -> torch.Tensor:
         # features: (B, L, F) stretched fused features, zero-padded; num_frames, num_queries: (B,)
@@ -188,9 +192,12 @@ class MMSLlamaQFormer(nn.Module):
             # (e.g. a freshly initialised adapter's) were swamped by it and the Q-Former output carried no speech
             code = sinusoidal_position_code(max_frames, features.shape[-1], features.device, features.dtype)
             features = F.layer_norm(features, features.shape[-1:]) + code
+        allowed = window_attention_mask(num_queries, num_frames, max_queries, max_frames, self.window)  # (B, N, L)
         queries = self.query_tokens[:, :max_queries].expand(features.shape[0], -1, -1)
+        if self.pool_projection is not None:
+            visible = allowed.to(features.dtype)
+            queries = queries + self.pool_projection((visible @ features) / visible.sum(-1, keepdim=True))
         query_mask = torch.arange(max_queries, device=features.device)[None, :] < num_queries[:, None]
-        allowed = window_attention_mask(num_queries, num_frames, max_queries, max_frames, self.window)
         dtype = self.bert.layernorm.weight.dtype
         cross_mask = torch.zeros(allowed.shape, dtype=dtype, device=features.device)
         cross_mask = cross_mask.masked_fill(~allowed, torch.finfo(dtype).min)[:, None]  # (B, 1, N, L), additive

@@ -10,6 +10,9 @@ A split is two files side by side:
 - `{split}.wrd`: one lowercase transcript per line, in the same order.
 - `{split}.phn` (optional, fairseq's label-file convention): one line of space-separated phonemes per utterance, in
   the same order; our synthetic corpus writes it, and the encoders stage can learn phoneme CTC from it.
+- `{split}.ali` (optional, with `.phn`): each phoneme's time span in seconds from the start of the audio, one
+  `start-end` pair per phoneme of the `.phn` line (e.g. `0.303-0.425 0.425-0.780`); the synthetic corpus writes it
+  from its synthesis events, and the encoders stage can learn framewise phoneme classification from it.
 
 `speech_rate` is words per second of video, divided by a corpus constant and rounded to 2 decimals:
 `(num_words / (num_video_frames / 25)) / C`. The reference LRS3 manifests use C = 2.7073 words/s
@@ -50,6 +53,7 @@ class ManifestEntry:
     speech_rate: float
     transcript: str | None = None
     phonemes: str | None = None
+    phoneme_times: str | None = None  # the `.ali` line: space-separated `start-end` seconds, one per phoneme
 
     @property
     def duration_s(self) -> float:
@@ -122,13 +126,27 @@ def read_manifest(
         if len(transcripts) != len(entries):
             raise ManifestError(f"{wrd_path}: {len(transcripts)} transcripts for {len(entries)} utterances in {tsv_path}")
         entries = [replace(entry, transcript=text) for entry, text in zip(entries, transcripts)]
-    phn_path = tsv_path.with_suffix(".phn")
-    if phn_path.is_file():
-        phonemes = phn_path.read_text(encoding="utf-8").splitlines()
-        if len(phonemes) != len(entries):
-            raise ManifestError(f"{phn_path}: {len(phonemes)} phoneme lines for {len(entries)} utterances in {tsv_path}")
-        entries = [replace(entry, phonemes=line.strip()) for entry, line in zip(entries, phonemes)]
+    for suffix, field in ((".phn", "phonemes"), (".ali", "phoneme_times")):
+        label_path = tsv_path.with_suffix(suffix)
+        if label_path.is_file():
+            labels = label_path.read_text(encoding="utf-8").splitlines()
+            if len(labels) != len(entries):
+                raise ManifestError(f"{label_path}: {len(labels)} lines for {len(entries)} utterances in {tsv_path}")
+            entries = [replace(entry, **{field: line.strip()}) for entry, line in zip(entries, labels)]
+    _check_alignments(entries, tsv_path.with_suffix(".ali"))
     return entries
+
+
+def _check_alignments(entries: list[ManifestEntry], ali_path: Path) -> None:
+    """Every `.ali` line has one span per phoneme of its `.phn` line."""
+    for number, entry in enumerate(entries, start=1):
+        if entry.phoneme_times is None:
+            continue
+        if entry.phonemes is None:
+            raise ManifestError(f"{ali_path}: phoneme spans without a .phn file beside it")
+        if len(entry.phoneme_times.split()) != len(entry.phonemes.split()):
+            raise ManifestError(f"{ali_path}:{number}: {len(entry.phoneme_times.split())} spans for "
+                                f"{len(entry.phonemes.split())} phonemes in the .phn line")  # fmt: skip
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -138,8 +156,8 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def write_manifest(tsv_path: str | os.PathLike, entries: list[ManifestEntry], root: str = ".") -> None:
-    """Write `{split}.tsv` (and `{split}.wrd` / `{split}.phn` when the entries have transcripts / phonemes), each
-    atomically.
+    """Write `{split}.tsv` (and `{split}.wrd` / `{split}.phn` / `{split}.ali` when the entries have transcripts /
+    phonemes / phoneme spans), each atomically.
 
     Paths are written as given: relative to `root` (`.` = the `.tsv`'s folder), or absolute.
     """
@@ -153,7 +171,9 @@ def write_manifest(tsv_path: str | os.PathLike, entries: list[ManifestEntry], ro
         for e in entries
     ]
     _write_atomically(tsv_path, "\n".join(lines) + "\n")
-    for suffix, labels in ((".wrd", [e.transcript for e in entries]), (".phn", [e.phonemes for e in entries])):
+    label_files = {".wrd": [e.transcript for e in entries], ".phn": [e.phonemes for e in entries],
+                   ".ali": [e.phoneme_times for e in entries]}  # fmt: skip
+    for suffix, labels in label_files.items():
         if all(label is None for label in labels):
             continue
         if any(label is None or "\n" in label for label in labels):

@@ -46,10 +46,21 @@ def test_phoneme_labels_round_trip_and_must_match_in_length(tmp_path):
     assert (tmp_path / "train.phn").read_text(encoding="utf-8") == "b ɪ n\ns ɛ t\n"
     assert read_manifest(tmp_path / "train.tsv", resolve=False) == entries
     (tmp_path / "train.phn").write_text("b ɪ n\n", encoding="utf-8")
-    with pytest.raises(ManifestError, match="1 phoneme lines for 2 utterances"):
+    with pytest.raises(ManifestError, match="train.phn: 1 lines for 2 utterances"):
         read_manifest(tmp_path / "train.tsv")
     with pytest.raises(ValueError, match="every entry or none"):
         write_manifest(tmp_path / "x.tsv", [entries[0], _entries()[1]])
+
+
+def test_phoneme_spans_round_trip_and_match_the_phonemes(tmp_path):
+    spans = ["0.100-0.180 0.180-0.250 0.250-0.400", "0.050-0.120 0.120-0.300 0.300-0.330"]
+    entries = [replace(e, phonemes="b ɪ n", phoneme_times=t) for e, t in zip(_entries(), spans)]
+    write_manifest(tmp_path / "train.tsv", entries)
+    assert (tmp_path / "train.ali").read_text(encoding="utf-8") == "".join(t + "\n" for t in spans)
+    assert read_manifest(tmp_path / "train.tsv", resolve=False) == entries
+    (tmp_path / "train.ali").write_text(spans[0] + "\n0.050-0.120\n", encoding="utf-8")
+    with pytest.raises(ManifestError, match=r"train.ali:2: 1 spans for 3 phonemes"):
+        read_manifest(tmp_path / "train.tsv")
 
 
 def test_without_wrd_transcripts_are_none(tmp_path):

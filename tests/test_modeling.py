@@ -120,6 +120,25 @@ def test_projector_output_norm_starts_speech_tokens_at_the_text_embedding_scale(
     assert tiny_model().projector.norm is None  # the paper's projector: two Linear layers and nothing else
 
 
+def test_pooled_queries_start_from_their_windows_average():
+    model = tiny_model(qformer_window=0.5, qformer_pooled_queries=True).eval()
+    qformer = model.qformer
+    features = torch.randn(2, 40, model.config.fused_hidden_size)
+    num_frames, num_queries = torch.tensor([40, 20]), torch.tensor([4, 2])
+    seen = {}
+    handle = qformer.bert.register_forward_pre_hook(lambda module, args, kwargs: seen.update(kwargs), with_kwargs=True)
+    with torch.no_grad():
+        qformer(features, num_frames, num_queries)
+    handle.remove()
+    # query 1 of sample 0 sees its slot, frames 10..19: its query token plus their average
+    expected = qformer.query_tokens[0, 1] + qformer.pool_projection(features[0, 10:20].mean(0))
+    assert torch.allclose(seen["query_embeds"][0, 1], expected, atol=1e-6)
+    # a padded query of sample 1 averages every real frame, never the padding
+    expected = qformer.query_tokens[0, 3] + qformer.pool_projection(features[1, :20].mean(0))
+    assert torch.allclose(seen["query_embeds"][1, 3], expected, atol=1e-6)
+    assert tiny_model().qformer.pool_projection is None  # the paper's Q-Former: learned query tokens only
+
+
 def test_rate_predictor_starts_at_the_mean_rate():
     # a head that starts negative for every input would leave the ReLU dead and the predictor untrainable
     model = tiny_model()

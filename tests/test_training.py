@@ -10,9 +10,11 @@ from modeling_mmsllama import MMSLlamaConfig, MMSLlamaForConditionalGeneration, 
 from modeling_mmsllama.processing_mmsllama import MMSLlamaProcessor
 from processing.noise import measured_snr_db
 from training.cli import train
+from training.augment import EncoderAugment, warp_frequency
 from training.collator import AVSRCollator, TextCollator
 from training.ctc import CTCVocabulary
 from training.data import Utterance, load_split
+from training.diagnostics import oracle_features, run
 from training.evaluation import noisy_audio, normalize_text, token_error_rate, word_error_rate
 
 
@@ -59,6 +61,25 @@ def test_text_collator_and_ctc_labels(processor):
     assert ctc["ctc_labels"].tolist() == [[1, 2, 4, 3], [1, 2, 3, -100]]
 
 
+def test_encoder_augmentation_changes_real_frames_only_and_repeats_per_seed(processor):
+    clips = [utterance(30, "bin blue", 0), utterance(20, "set red", 1)]
+    plain = AVSRCollator(processor, with_text=False)(clips)
+    augmented = [AVSRCollator(processor, with_text=False, encoder_augment=EncoderAugment(), seed=7)(clips) for _ in "ab"]
+    for name, mask in (("input_features", "input_features_mask"), ("pixel_values_videos", "video_mask")):
+        assert torch.equal(augmented[0][name], augmented[1][name])  # the batch seed fixes every draw
+        real = plain[mask][1].bool()
+        # time is the last axis of the log-mels (M, T) and the first of the video (T, C, H, W)
+        before, after = (plain[name][1], augmented[0][name][1])
+        if name == "input_features":
+            before, after = before.T, after.T
+        assert not torch.equal(after[real], before[real])
+        assert torch.equal(after[~real], before[~real])  # padding stays padding
+    mels = torch.arange(80.0)[:, None].repeat(1, 4)
+    assert torch.equal(warp_frequency(mels, 1.0), mels)
+    assert warp_frequency(mels, 2.0)[:3, 0].tolist() == [0.0, 0.5, 1.0]  # stretched: bin k shows bin k / 2
+    assert warp_frequency(mels, 0.5)[-1, 0] == 79.0  # compressed: the top bin repeats
+
+
 def test_phoneme_ctc_vocabulary_decodes_and_scores(tmp_path):
     clips = [utterance(10, "bin", 0), utterance(10, "set", 1)]
     clips[0].phonemes, clips[1].phonemes = "b ɪ n", "s ɛ t"
@@ -78,6 +99,24 @@ def test_phoneme_ctc_vocabulary_decodes_and_scores(tmp_path):
     clips[1].phonemes = "z"
     with pytest.raises(MMSLlamaInputError, match="not in the CTC inventory"):
         vocabulary.targets(clips)
+
+
+def test_framewise_targets_follow_the_phoneme_spans(processor):
+    clips = [utterance(10, "bin", 0), utterance(6, "set", 1)]
+    clips[0].phonemes, clips[0].phoneme_times = "b ɪ n", "0.04-0.12 0.12-0.20 0.28-0.40"
+    clips[1].phonemes, clips[1].phoneme_times = "s ɛ t", "0.00-0.08 0.08-0.16 0.16-0.24"
+    vocabulary = CTCVocabulary.from_utterances("phonemes", clips)  # <blank> b n s t ɛ ɪ
+    batch = AVSRCollator(processor, with_text=False, ctc=vocabulary, frame_targets=True)(clips)
+    # 25 fps frame centres 0.02, 0.06, ...: silence, b b, ɪ ɪ, silence, n n n, silence
+    assert batch["video_frame_labels"][0].tolist() == [0, 1, 1, 6, 6, 0, 0, 2, 2, 2]
+    assert batch["video_frame_labels"][1].tolist() == [3, 3, 5, 5, 4, 4] + [-100] * 4
+    assert batch["audio_frame_labels"].shape == (2, 20) and batch["audio_frame_labels"][0, :4].tolist() == [0, 0, 1, 1]
+    decoded = vocabulary.greedy_decode(torch.nn.functional.one_hot(batch["video_frame_labels"][:1], len(vocabulary)),
+                                       torch.tensor([10]))  # fmt: skip
+    assert decoded == ["b ɪ n"]  # framewise outputs decode as CTC's best path does
+    clips[1].phoneme_times = None
+    with pytest.raises(MMSLlamaInputError, match=r"framewise targets need .*\.ali. file"):
+        vocabulary.frame_targets(clips, torch.tensor([10, 6]), 25)
 
 
 def test_word_error_rate_and_normalisation():
@@ -126,6 +165,12 @@ def test_every_stage_learns_and_saves_a_loadable_model(synth_corpus, tmp_path):
     assert "lora" not in " ".join(avsr.state_dict())  # the adapter is merged into the saved model
     assert (tmp_path / "avsr" / "adapter" / "adapter_config.json").exists()
 
+    # the framewise encoder objective learns from the corpus's phoneme spans
+    train(["--stage", "encoders", "--out", str(tmp_path / "framewise"), *common, "--learning_rate", "3e-3",
+           "--encoder_objective", "framewise"])  # fmt: skip
+    losses = _losses(tmp_path / "framewise")
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]), losses
+
     # fine-tuning starts from every weight of a trained model
     train(["--stage", "avsr", "--init", str(tmp_path / "avsr"), "--out", str(tmp_path / "finetuned"), *common,
            "--learning_rate", "1e-3"])  # fmt: skip
@@ -142,3 +187,19 @@ def test_long_utterances_are_left_out(synth_corpus):
     everything = load_split(synth_corpus, "train")
     short = load_split(synth_corpus, "train", max_frames=60)
     assert len(short) < len(everything) and all(len(u.frames) <= 60 for u in short)
+
+
+def test_oracle_features_are_dense_or_spiky_one_hots():
+    timings = [("b", 0.0, 0.1), ("l", 0.1, 0.16), ("uː", 0.16, 0.3)]
+    inventory = {"b": 0, "l": 1, "uː": 2}
+    dense = oracle_features(timings, inventory, 20, 8, "dense")
+    assert dense[:, :3].argmax(-1)[:15].tolist() == [0] * 5 + [1] * 3 + [2] * 7  # 20 ms frames over each span
+    assert (dense > 0).sum(-1)[:15].eq(1).all() and not dense[15:].any()
+    spiky = oracle_features(timings, inventory, 20, 8, "spiky")
+    assert spiky[:, 7].eq(0).sum() == 3  # one frame per phoneme; the blank unit on every other frame
+    assert [int(spiky[:, i].argmax()) for i in range(3)] == [2, 6, 11]  # each phoneme's middle frame
+
+
+def test_oracle_test_bed_learns_from_oracle_features(synth_corpus):
+    losses = run(str(synth_corpus), steps=12, batch_size=4, log_every=12)
+    assert np.mean(losses[-4:]) < np.mean(losses[:4])

@@ -21,11 +21,12 @@ from modeling_mmsllama import MMSLlamaConfig, MMSLlamaForConditionalGeneration, 
 from modeling_mmsllama.processing_mmsllama import MMSLlamaProcessor
 from processing.noise import PAPER_NOISE_PROBABILITY, PAPER_SNRS_DB, NoiseAugmenter
 
+from .augment import EncoderAugment
 from .collator import AVSRCollator, TextCollator, training_noises
 from .ctc import CTCVocabulary
 from .data import AVSRDataset, load_split
 from .evaluation import evaluate, evaluation_noise, format_table, write_report
-from .stages import STAGES, EncoderCTCModel, LanguageModelStage, RatePredictorStage, add_lora, build_model
+from .stages import STAGES, EncoderStageModel, LanguageModelStage, RatePredictorStage, add_lora, build_model
 from .trainer import MMSLlamaTrainer, latest_complete_checkpoint
 
 
@@ -52,8 +53,12 @@ class StageArguments:
     drop_audio: float = field(default=0.1, metadata={"help": "avsr: probability of zeroing a sample's audio"})
     drop_video: float = field(default=0.25, metadata={"help": "avsr: probability of zeroing a sample's video"})
     augment_video: bool = field(default=True, metadata={"help": "random crop and flip of mouth crops"})
+    augment_encoders: bool = field(default=False, metadata={"help": "encoders: frequency warp and masks of the "
+                                   "log-mels, gain, offset and time masks of the video (training/augment.py)"})
     ctc_units: str = field(default="auto", metadata={"help": "encoders: CTC on 'phonemes' (from {split}.phn), "
                            "'characters', or 'auto' (phonemes when the training split has them)"})
+    encoder_objective: str = field(default="ctc", metadata={"help": "encoders: 'ctc', or 'framewise' (each frame's "
+                                   "phoneme, from the {split}.ali phoneme spans: denser features for the Q-Former)"})
     lora_r: int = field(default=16, metadata={"help": "avsr: LoRA rank on the LLM; 0 trains the LLM fully"})
     lora_alpha: int = 32
     lora_dropout: float = 0.05
@@ -124,10 +129,13 @@ def train(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None
     if args.stage == "encoders":
         # the inventory covers the validation labels too, so a unit rare enough to miss the training split is no error
         vocabulary = CTCVocabulary.from_utterances(_ctc_units(args.ctc_units, train_utts), train_utts + valid_utts)
-        print(f"encoders: CTC on {len(vocabulary) - 1} {vocabulary.units}")
-        module = EncoderCTCModel(model, vocabulary)
-        collator = AVSRCollator(processor, noise, augment=args.augment_video, with_text=False, ctc=vocabulary)
-        eval_collator = AVSRCollator(processor, with_text=False, ctc=vocabulary)
+        print(f"encoders: {args.encoder_objective} on {len(vocabulary) - 1} {vocabulary.units}")
+        module = EncoderStageModel(model, vocabulary, args.encoder_objective)
+        framewise = args.encoder_objective == "framewise"
+        augment = EncoderAugment() if args.augment_encoders else None
+        collator = AVSRCollator(processor, noise, augment=args.augment_video, with_text=False, ctc=vocabulary,
+                                encoder_augment=augment, frame_targets=framewise)
+        eval_collator = AVSRCollator(processor, with_text=False, ctc=vocabulary, frame_targets=framewise)
     elif args.stage == "lm":
         module = LanguageModelStage(model)
         collator = eval_collator = TextCollator(processor.tokenizer)
@@ -168,7 +176,7 @@ def _ctc_units(requested: str, utterances) -> str:
     return "phonemes" if all(u.phonemes for u in utterances) else "characters"
 
 
-def _report_ctc_error_rates(module: EncoderCTCModel, utterances, collator, out: Path, split: str) -> None:
+def _report_ctc_error_rates(module: EncoderStageModel, utterances, collator, out: Path, split: str) -> None:
     """Greedy CTC error rates of both encoders on clean held-out utterances, printed and saved as ctc_eval.json:
     the check that the encoders are good enough before the avsr stage."""
     rates = module.error_rates(utterances, collator)

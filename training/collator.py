@@ -13,9 +13,10 @@ checkpoint: its draws are never saved, and a resumed run would collate it from a
 import numpy as np
 import torch
 
-from modeling_mmsllama.configuration_mmsllama import AUDIO_SAMPLING_RATE
+from modeling_mmsllama.configuration_mmsllama import AUDIO_SAMPLING_RATE, VIDEO_FPS
 from processing.noise import NoiseAugmenter, babble_noise, pink_noise, white_noise
 
+from .augment import EncoderAugment
 from .ctc import CTCVocabulary
 from .data import Utterance
 
@@ -48,6 +49,9 @@ class AVSRCollator:
         augment (`bool`): random crop and horizontal flip of the mouth crops.
         with_text (`bool`): append transcripts and return `labels` (training); else prompt only (generation).
         ctc (`CTCVocabulary`, *optional*): also return `ctc_labels` (its unit ids, -100 padded) for the encoders stage.
+        frame_targets (`bool`): with `ctc`, also return `audio_frame_labels` (B, 2T) at 50 Hz and `video_frame_labels`
+            (B, T) at 25 Hz, the phoneme of every frame (framewise encoder objective).
+        encoder_augment (`EncoderAugment`, *optional*): feature-level audio and video augmentation (encoders stage).
         modality (`str`): `"av"`, `"audio"` or `"video"`: which streams to feed at all.
         seed (`int`, *optional*): makes the batch seeds `batch_seed(seed, stream, position)`, where `position`
             (attribute `batches_collated`) counts the batches collated so far and `stream` (attribute) is the process
@@ -57,13 +61,16 @@ class AVSRCollator:
 
     def __init__(self, processor, noise: NoiseAugmenter | None = None, drop_audio: float = 0.0,
                  drop_video: float = 0.0, augment: bool = False, with_text: bool = True, ctc: CTCVocabulary | None = None,
-                 modality: str = "av", seed: int | None = None):  # fmt: skip
+                 modality: str = "av", seed: int | None = None,
+                 encoder_augment: EncoderAugment | None = None, frame_targets: bool = False):  # fmt: skip
         self.processor = processor
         self.noise = noise
         self.drop_audio, self.drop_video = drop_audio, drop_video
         self.augment = augment
         self.with_text = with_text
         self.ctc = ctc
+        self.encoder_augment = encoder_augment
+        self.frame_targets = frame_targets
         self.modality = modality
         self.seed = seed
         self.stream = 0
@@ -71,10 +78,10 @@ class AVSRCollator:
 
     @property
     def is_random(self) -> bool:
-        """Whether collating draws random numbers at all (noise, modality dropout or video augmentation)."""
+        """Whether collating draws random numbers at all (noise, modality dropout or augmentation)."""
         dropout = self.modality == "av" and (self.drop_audio or self.drop_video)
         noise = self.noise is not None and self.modality != "video"
-        return bool(noise or dropout or (self.augment and self.modality != "audio"))
+        return bool(noise or dropout or (self.augment and self.modality != "audio") or self.encoder_augment)
 
     def _next_seed(self) -> int:
         position, self.batches_collated = self.batches_collated, self.batches_collated + 1
@@ -118,10 +125,16 @@ class AVSRCollator:
             do_augment=self.augment,
         )
         features = dict(inputs)
+        if self.encoder_augment is not None and rng is not None:
+            features = self.encoder_augment(features, rng)
         if self.modality == "av" and (self.drop_audio or self.drop_video):
             features["has_audio"], features["has_video"] = self._stream_presence(len(batch), rng)
         if self.ctc is not None:
             features["ctc_labels"] = self.ctc.targets(batch)
+        if self.ctc is not None and self.frame_targets:
+            num_frames = features["video_mask"].sum(-1)
+            features["audio_frame_labels"] = self.ctc.frame_targets(batch, 2 * num_frames, 2 * VIDEO_FPS)
+            features["video_frame_labels"] = self.ctc.frame_targets(batch, num_frames, VIDEO_FPS)
         return features
 
 

@@ -1,8 +1,10 @@
-"""CTC targets for the encoders stage: characters of the transcript or phonemes from the manifest's `.phn` file.
+"""Targets for the encoders stage: CTC on characters of the transcript or phonemes from the manifest's `.phn` file,
+or framewise phoneme classes from the phoneme spans of its `.ali` file.
 
 The demo recipe pretrains the encoders with phoneme CTC (`../shared/reference/demo-recipe.md`: 1.8% held-out phone
 error for the audio encoder); characters are the fallback for corpora without phoneme labels. Unit 0 is the CTC
-blank; the inventory is taken from the training and validation labels and saved beside the CTC heads.
+blank (in framewise targets: a frame outside every phoneme); the inventory is taken from the training and validation
+labels and saved beside the heads.
 """
 
 import json
@@ -67,6 +69,26 @@ class CTCVocabulary:
         targets = torch.full((len(sequences), max(map(len, sequences))), -100)
         for row, sequence in enumerate(sequences):
             targets[row, : len(sequence)] = torch.tensor(sequence)
+        return targets
+
+    def frame_targets(self, utterances: list[Utterance], num_frames: torch.Tensor, frames_per_second: int) -> torch.Tensor:
+        """(B, max num_frames) phoneme ids per frame (the phoneme whose span holds the frame's centre; 0 outside every
+        span), -100 on padding. Needs phoneme units and the `.ali` spans."""
+        index = {symbol: i for i, symbol in enumerate(self.symbols)}
+        targets = torch.full((len(utterances), int(num_frames.max())), -100)
+        centres = (torch.arange(targets.shape[1]) + 0.5) / frames_per_second  # seconds
+        for row, utterance in enumerate(utterances):
+            if self.units != "phonemes" or utterance.phoneme_times is None:
+                raise MMSLlamaInputError(
+                    f"{utterance.source}: framewise targets need phoneme units and phoneme spans (a `{{split}}.ali` "
+                    "file beside the manifest; the synthetic corpus writes one); or use --encoder_objective ctc."
+                )
+            labels = torch.full((int(num_frames[row]),), BLANK_ID)
+            for phoneme, span in zip(self._split(self.units, utterance), utterance.phoneme_times.split()):
+                start, end = (float(t) for t in span.split("-"))
+                inside = (centres[: len(labels)] >= start) & (centres[: len(labels)] < end)
+                labels[inside] = index[phoneme]
+            targets[row, : len(labels)] = labels
         return targets
 
     def greedy_decode(self, logits: torch.Tensor, lengths: torch.Tensor) -> list[str]:

@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 CORPUS_VARIANTS = ("roi96", "roi88")  # mouth crops: 96x96 allows the random 88x88 crop of training
 CACHE_DIRNAME = ".cache"
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 
 
 @dataclass
@@ -40,6 +40,7 @@ class Utterance:
     speech_rate: float
     source: str
     phonemes: str | None = None  # space-separated, from the manifest's `.phn` file when it has one
+    phoneme_times: str | None = None  # `start-end` seconds per phoneme, from the `.ali` file when it has one
 
 
 def manifest_folder(data: str | os.PathLike) -> Path:
@@ -66,7 +67,8 @@ def _decode(entry: ManifestEntry) -> Utterance:
     if not entry.transcript or not entry.transcript.strip():
         raise MMSLlamaInputError(f"{entry.video_path}: empty transcript.", source=entry.video_path)
     text = entry.transcript.strip()
-    return Utterance(video, audio.astype(np.float16), text, entry.speech_rate, entry.video_path, entry.phonemes)
+    return Utterance(video, audio.astype(np.float16), text, entry.speech_rate, entry.video_path, entry.phonemes,
+                     entry.phoneme_times)
 
 
 def _cache_path(folder: Path, split: str, entries: list[ManifestEntry]) -> Path:

@@ -39,8 +39,9 @@ COMMON = ["--preset", "demo", "--seed", str(SEED), "--report_to", "none", "--log
           "--save_steps", "500", "--save_total_limit", "1", "--dataloader_num_workers", "1",
           "--lr_scheduler_type", "cosine", "--disable_tqdm", "false"]  # fmt: skip
 STAGES = {  # stage: extra flags (steps and learning rates measured to fit the 2-core budget, see RECIPE.md)
-    "encoders": ["--max_steps", "3000", "--per_device_train_batch_size", "16", "--learning_rate", "1.5e-3",
-                 "--warmup_steps", "100", "--noise_probability", "0.5", "--eval_strategy", "no"],  # phoneme CTC
+    "encoders": ["--max_steps", "2000", "--per_device_train_batch_size", "16", "--learning_rate", "1.5e-3",
+                 "--warmup_steps", "100", "--noise_probability", "0.5", "--eval_strategy", "no",
+                 "--encoder_objective", "framewise"],  # each frame's phoneme: dense features for the Q-Former
     "rate-predictor": ["--max_steps", "300", "--per_device_train_batch_size", "16", "--learning_rate", "1e-3",
                        "--warmup_steps", "20", "--eval_strategy", "no"],
     "avsr": ["--max_steps", "2000", "--per_device_train_batch_size", "16", "--learning_rate", "1e-3",

@@ -1,7 +1,7 @@
 """The training stages of the demo recipe (`../shared/reference/demo-recipe.md`), each a module `Trainer` can train.
 
-- `encoders`: the audio (Whisper) and video (AV-HuBERT) encoders learn with CTC on phonemes (or transcript
-  characters); they stand in for the pretrained Whisper and AV-HuBERT of the paper.
+- `encoders`: the audio (Whisper) and video (AV-HuBERT) encoders learn phonemes, with CTC (or on transcript characters)
+  or framewise from phoneme spans; they stand in for the pretrained Whisper and AV-HuBERT of the paper.
 - `lm`: the language model learns the transcripts' text.
 - `rate-predictor`: the speech-rate predictor learns the normalised rate (MSE) on frozen audio features.
 - `avsr`: the paper's stage: frozen encoders, rate predictor and LLM (LoRA on q/k/v/o); the length adapter, fusion,
@@ -56,13 +56,25 @@ def load_parts(model: MMSLlamaForConditionalGeneration, folder: str | os.PathLik
     return len(state)
 
 
-class EncoderCTCModel(nn.Module):
-    """Stage `encoders`: CTC heads over the Whisper encoder (50 Hz) and AV-HuBERT (25 Hz) outputs."""
+ENCODER_OBJECTIVES = ("ctc", "framewise")
 
-    def __init__(self, model: MMSLlamaForConditionalGeneration, vocabulary: CTCVocabulary):
+
+class EncoderStageModel(nn.Module):
+    """Stage `encoders`: phoneme (or character) heads over the Whisper encoder (50 Hz) and AV-HuBERT (25 Hz) outputs.
+
+    `objective="ctc"` learns the unit sequence with CTC. `"framewise"` learns each frame's phoneme (0 between
+    phonemes) with cross-entropy; its features are dense, where CTC's are spiky (the demo's CTC audio encoder gave
+    blank on 87% of frames), and the Q-Former of the avsr stage learns several times faster from dense features
+    (`training/diagnostics.py`). AV-HuBERT itself is trained framewise (masked prediction of frame clusters).
+    """
+
+    def __init__(self, model: MMSLlamaForConditionalGeneration, vocabulary: CTCVocabulary, objective: str = "ctc"):
         super().__init__()
+        if objective not in ENCODER_OBJECTIVES:
+            raise MMSLlamaInputError(f"--encoder_objective {objective!r} is not one of {ENCODER_OBJECTIVES}.")
         self.model = model
         self.vocabulary = vocabulary
+        self.objective = objective
         self.audio_head = nn.Linear(model.config.audio_config.d_model, len(vocabulary))
         self.video_head = nn.Linear(model.config.vision_config.hidden_size, len(vocabulary))
 
@@ -81,15 +93,26 @@ class EncoderCTCModel(nn.Module):
         targets = labels.clamp(min=0)
         return F.ctc_loss(log_probs, targets, lengths, target_lengths, blank=BLANK_ID, zero_infinity=True)
 
-    def forward(self, input_features, pixel_values_videos, video_mask, ctc_labels, **unused):
+    @staticmethod
+    def _framewise(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        frames = min(logits.shape[1], labels.shape[1])
+        return F.cross_entropy(logits[:, :frames].float().flatten(0, 1), labels[:, :frames].flatten(), ignore_index=-100)
+
+    def forward(self, input_features, pixel_values_videos, video_mask, ctc_labels, audio_frame_labels=None,
+                video_frame_labels=None, **unused):  # fmt: skip
         outputs = self.logits(input_features, pixel_values_videos, video_mask)
-        audio_loss = self._ctc(*outputs["audio"], ctc_labels)
-        video_loss = self._ctc(*outputs["video"], ctc_labels)
+        if self.objective == "framewise":
+            audio_loss = self._framewise(outputs["audio"][0], audio_frame_labels)
+            video_loss = self._framewise(outputs["video"][0], video_frame_labels)
+        else:
+            audio_loss = self._ctc(*outputs["audio"], ctc_labels)
+            video_loss = self._ctc(*outputs["video"], ctc_labels)
         return {"loss": audio_loss + video_loss, "audio_loss": audio_loss.detach(), "video_loss": video_loss.detach()}
 
     @torch.no_grad()
     def error_rates(self, utterances: list[Utterance], collator, batch_size: int = 16) -> dict[str, float]:
-        """Greedy-decoded unit error rate (%) of each encoder on `utterances` (clean, both streams present)."""
+        """Greedy-decoded unit error rate (%) of each encoder on `utterances` (clean, both streams present); framewise
+        outputs decode the same way (repeats merged, frames of class 0 dropped)."""
         was_training = self.training
         self.eval()
         hypotheses = {"audio": [], "video": []}
@@ -172,4 +195,4 @@ def add_lora(model: MMSLlamaForConditionalGeneration, r: int, alpha: int, dropou
     return get_peft_model(model, config)
 
 
-__all__ = ["STAGES", "EncoderCTCModel", "LanguageModelStage", "RatePredictorStage", "build_model", "add_lora", "load_parts"]
+__all__ = ["STAGES", "ENCODER_OBJECTIVES", "EncoderStageModel", "LanguageModelStage", "RatePredictorStage", "build_model", "add_lora", "load_parts"]

@@ -8,7 +8,7 @@ Layout of a corpus folder `out/`:
     roi96/<speaker>/<utt>.mp4     the 96x96 ROI it is the centre crop of, no audio (for random 88x88
                                   crops; its manifests point `audio_path` at the roi88 file)
     face/<speaker>/<utt>.mp4      320x240 RGB talking face + audio (splits in `face_splits` only)
-    <variant>/{train,valid,test}.tsv|.wrd|.phn, <variant>/manifest.json   LRS3-style manifests per variant
+    <variant>/{train,valid,test}.tsv|.wrd|.phn|.ali, <variant>/manifest.json   LRS3-style manifests per variant
     dataset/                      `datasets.DatasetDict` (save_to_disk), one row per utterance
 
 Utterance `i` is drawn from a generator seeded with `(seed, i)`, so a corpus is the same whatever order
@@ -257,6 +257,7 @@ def _write_manifests(out: Path, config: CorpusConfig, utterances: list[dict]) ->
                     speech_rate=u["speech_rate"],
                     transcript=u["text"],
                     phonemes=" ".join(p["phoneme"] for p in u["phonemes"]),
+                    phoneme_times=" ".join(f"{p['start']:.3f}-{p['end']:.3f}" for p in u["phonemes"]),
                 )
                 for u in rows
             ]
