@@ -203,3 +203,20 @@ def test_oracle_features_are_dense_or_spiky_one_hots():
 def test_oracle_test_bed_learns_from_oracle_features(synth_corpus):
     losses = run(str(synth_corpus), steps=12, batch_size=4, log_every=12)
     assert np.mean(losses[-4:]) < np.mean(losses[:4])
+
+
+def test_demo_recipe_chains_its_steps_and_every_step_parses(tmp_path):
+    from transformers import HfArgumentParser, TrainingArguments
+
+    from training.cli import StageArguments
+    from training.demo import recipe
+
+    runs = tmp_path / "runs"
+    steps, evaluation = recipe(runs, tmp_path / "data")
+    assert list(steps) == ["encoders", "rate-predictor", "avsr", "avsr-noise"]
+    assert steps["avsr"][steps["avsr"].index("--encoders") + 1] == str(runs / "enc")
+    assert steps["avsr-noise"][steps["avsr-noise"].index("--init") + 1] == str(runs / "avsr")
+    assert evaluation[evaluation.index("--model") + 1] == str(runs / "avsr-noise")
+    parser = HfArgumentParser((StageArguments, TrainingArguments))
+    for argv in steps.values():
+        parser.parse_args_into_dataclasses(args=argv + ["--output_dir", str(tmp_path / "out")])

@@ -177,8 +177,8 @@ def _ctc_units(requested: str, utterances) -> str:
 
 
 def _report_ctc_error_rates(module: EncoderStageModel, utterances, collator, out: Path, split: str) -> None:
-    """Greedy CTC error rates of both encoders on clean held-out utterances, printed and saved as ctc_eval.json:
-    the check that the encoders are good enough before the avsr stage."""
+    """Greedy (best-path) unit error rates of both encoders on clean held-out utterances, printed and saved as
+    ctc_eval.json: the check that the encoders are good enough before the avsr stage."""
     rates = module.error_rates(utterances, collator)
     unit = {"phonemes": "phone", "characters": "character"}[module.vocabulary.units]
     report = {"split": split, "utterances": len(utterances), "units": module.vocabulary.units,
