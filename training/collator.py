@@ -125,7 +125,7 @@ class AVSRCollator:
             do_augment=self.augment,
         )
         features = dict(inputs)
-        if self.encoder_augment is not None and rng is not None:
+        if self.encoder_augment is not None:  # set, it makes the collator random, so rng is given
             features = self.encoder_augment(features, rng)
         if self.modality == "av" and (self.drop_audio or self.drop_video):
             features["has_audio"], features["has_video"] = self._stream_presence(len(batch), rng)

@@ -78,17 +78,17 @@ class CTCVocabulary:
         targets = torch.full((len(utterances), int(num_frames.max())), -100)
         centres = (torch.arange(targets.shape[1]) + 0.5) / frames_per_second  # seconds
         for row, utterance in enumerate(utterances):
-            if self.units != "phonemes" or utterance.phoneme_times is None:
+            spans = utterance.phoneme_spans() if self.units == "phonemes" else None
+            if spans is None:
                 raise MMSLlamaInputError(
                     f"{utterance.source}: framewise targets need phoneme units and phoneme spans (a `{{split}}.ali` "
                     "file beside the manifest; the synthetic corpus writes one); or use --encoder_objective ctc."
                 )
-            labels = torch.full((int(num_frames[row]),), BLANK_ID)
-            for phoneme, span in zip(self._split(self.units, utterance), utterance.phoneme_times.split()):
-                start, end = (float(t) for t in span.split("-"))
-                inside = (centres[: len(labels)] >= start) & (centres[: len(labels)] < end)
-                labels[inside] = index[phoneme]
-            targets[row, : len(labels)] = labels
+            length = int(num_frames[row])
+            targets[row, :length] = BLANK_ID
+            for phoneme, start, end in spans:
+                inside = (centres[:length] >= start) & (centres[:length] < end)
+                targets[row, :length][inside] = index[phoneme]
         return targets
 
     def greedy_decode(self, logits: torch.Tensor, lengths: torch.Tensor) -> list[str]:

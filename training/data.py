@@ -42,6 +42,13 @@ class Utterance:
     phonemes: str | None = None  # space-separated, from the manifest's `.phn` file when it has one
     phoneme_times: str | None = None  # `start-end` seconds per phoneme, from the `.ali` file when it has one
 
+    def phoneme_spans(self) -> list[tuple[str, float, float]] | None:
+        """(phoneme, start s, end s) from the `.phn` and `.ali` labels, or None when the manifest has no spans."""
+        if self.phonemes is None or self.phoneme_times is None:
+            return None
+        spans = [tuple(float(t) for t in span.split("-")) for span in self.phoneme_times.split()]
+        return [(phoneme, start, end) for phoneme, (start, end) in zip(self.phonemes.split(), spans)]
+
 
 def manifest_folder(data: str | os.PathLike) -> Path:
     """The folder holding `{split}.tsv`: `data` itself, or the mouth-crop variant of a synthetic corpus."""

@@ -1,7 +1,7 @@
 """Stage-2 test bed: trains what the avsr stage trains on *oracle* encoder features instead of the encoders' outputs.
 
-The audio features are one-hot phonemes at 50 Hz from the synthetic corpus's phoneme timings (`meta/*.json`), the video
-features are zero. Whatever the adapter, Q-Former, projector and LLM cannot learn from these, they cannot learn from
+The audio features are one-hot phonemes at 50 Hz from the manifest's phoneme spans (`{split}.phn` + `.ali`, which the
+synthetic corpus writes), the video features are zero. Whatever the adapter, Q-Former, projector and LLM cannot learn from these, they cannot learn from
 real encoders either, so this separates a slow stage 2 from weak encoders in minutes. `--features spiky` puts each
 phoneme on one frame and a "blank" unit on all others, as a CTC-trained encoder's output looks (the demo encoders
 give blank on 87% of audio frames).
@@ -18,7 +18,6 @@ import argparse
 import json
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -46,13 +45,6 @@ class OracleFeaturesModel(MMSLlamaForConditionalGeneration):
 
     def _encode(self, module, pixel_values_videos: torch.Tensor, video_mask: torch.Tensor) -> torch.Tensor:
         return pixel_values_videos.new_zeros(*pixel_values_videos.shape[:2], self.config.vision_config.hidden_size)
-
-
-def phoneme_timings(data: Path, utterance: Utterance) -> list[tuple[str, float, float]]:
-    """(phoneme, start s, end s) of a synthetic-corpus utterance, from `meta/<speaker>/<utterance>.json`."""
-    speaker, name = Path(utterance.source).parts[-2:]
-    meta = json.loads((data / "meta" / speaker / Path(name).with_suffix(".json")).read_text())
-    return [(p["phoneme"], p["start"], p["end"]) for p in meta["phonemes"]]
 
 
 def oracle_features(timings, inventory: dict[str, int], num_audio_frames: int, dim: int, kind: str) -> torch.Tensor:
@@ -90,7 +82,9 @@ def run(data: str, steps: int = 300, kind: str = "dense", overrides: dict | None
     model = OracleFeaturesModel(config).train()
     processor = MMSLlamaProcessor.from_config(config)
     utterances = load_split(data, "train", max_frames=config.max_video_frames)
-    timings = [phoneme_timings(Path(data), u) for u in utterances]
+    timings = [u.phoneme_spans() for u in utterances]
+    if any(t is None for t in timings):
+        raise SystemExit(f"{data}: the oracle needs phoneme spans ({{split}}.phn and .ali beside the manifest)")
     inventory = {p: i for i, p in enumerate(sorted({p for t in timings for p, _, _ in t}))}
     dim = config.audio_config.d_model
     if len(inventory) >= dim:
@@ -123,7 +117,7 @@ def run(data: str, steps: int = 300, kind: str = "dense", overrides: dict | None
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m training.diagnostics", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default="data/synthgrid", help="a synthetic corpus root (it has meta/*.json)")
+    parser.add_argument("--data", default="data/synthgrid", help="a corpus with phoneme spans (.phn + .ali)")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--features", default="dense", choices=FEATURE_KINDS)
     parser.add_argument("--config_overrides", default=None, help="JSON of MMSLlamaConfig overrides")
