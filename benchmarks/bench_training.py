@@ -1,9 +1,10 @@
-"""Training throughput and peak memory of the `avsr` stage, with and without DeepSpeed ZeRO-2.
+"""Training throughput and peak memory of a stage (`avsr` by default): plain, length-grouped batches, one dataloader
+worker, DeepSpeed ZeRO-2.
 
     python -m benchmarks.bench_training                      # demo preset, writes benchmarks/RESULTS_training.md
-    python -m benchmarks.bench_training --configs plain --steps 10
+    python -m benchmarks.bench_training --configs plain grouped --stage encoders --out /tmp/encoders.md
 
-Each configuration trains in its own process (`--worker plain|zero2`, this module run again), so that the DeepSpeed
+Each configuration trains in its own process (`--worker CONFIG`, this module run again), so that the DeepSpeed
 process group and the memory peak of one run cannot leak into the next. ZeRO-2 runs as one process on the CPU (gloo,
 as in tests/test_training_deepspeed.py). Only optimizer steps are timed: model building, data decoding and DeepSpeed's
 set-up (including the first-use JIT compilation of its shared-memory collective, ~40-90 s) are not. Random weights
@@ -22,23 +23,29 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from benchmarks.common import BENCH_DIR, REPO_ROOT, PeakRSS, environment, markdown_table, median, read_tsv_manifest
+from benchmarks.common import BENCH_DIR, REPO_ROOT, PeakRSS, environment, markdown_table, read_tsv_manifest
 from modeling_mmsllama import MMSLlamaInputError
 
 
-CONFIGS = ("plain", "zero2")
-DEEPSPEED_CONFIGS = {"zero2": REPO_ROOT / "training" / "zero2.json"}
+CONFIG_FLAGS = {  # each configuration's flags on top of TRAINING_FLAGS
+    "plain": [],  # random batches, collation in the step
+    "grouped": ["--train_sampling_strategy", "group_by_length"],  # utterances of similar length batched together
+    "worker": ["--dataloader_num_workers", "1"],  # collation in a dataloader process beside the step
+    "zero2": ["--deepspeed", str(REPO_ROOT / "training" / "zero2.json")],
+}
+CONFIGS = tuple(CONFIG_FLAGS)
+STAGE_FLAGS = {"avsr": ["--lora_r", "0"], "encoders": ["--encoder_objective", "framewise"]}
 DEFAULT_DATA = REPO_ROOT / "data" / "synthgrid"
 BENCH_CORPUS = REPO_ROOT / "data" / "synthgrid-bench"  # generated when --data has no manifests
 BENCH_CORPUS_UTTERANCES = 200
 RSS_INTERVAL_S = 0.01  # sampling period of the memory probe
 GIB = 2**30  # bytes
 RESULTS = BENCH_DIR / "RESULTS_training.md"
-TRAINING_FLAGS = ["--stage", "avsr", "--learning_rate", "1e-3", "--logging_steps", "1", "--seed", "0",
-                  "--report_to", "none", "--disable_tqdm", "true", "--save_strategy", "no", "--eval_strategy", "no",
-                  "--lora_r", "0", "--dataloader_num_workers", "0"]  # fmt: skip
+TRAINING_FLAGS = ["--learning_rate", "1e-3", "--logging_steps", "1", "--seed", "0", "--report_to", "none",
+                  "--disable_tqdm", "true", "--save_strategy", "no", "--eval_strategy", "no",
+                  "--dataloader_num_workers", "0"]  # fmt: skip
 METRICS = (  # (key, headline name, unit, label in the table)
-    ("s_per_step", "training_s_per_step", "s", "s / step (median)"),
+    ("s_per_step", "training_s_per_step", "s", "s / step (mean)"),
     ("utterances_per_s", "training_utterances_per_s", "utt/s", "utterances / s"),
     ("audio_s_per_s", "training_audio_s_per_s", "s/s", "audio s / s"),
     ("peak_rss_gib", "training_peak_rss", "GiB", "peak RSS (GiB)"),
@@ -91,12 +98,10 @@ def mean_duration_s(data: Path, utterances: int) -> float:
 def train_argv(config: str, args: argparse.Namespace, out: str) -> list[str]:
     """The `mmsllama-train` flags of one run: one epoch of `--limit_train` = batch x steps utterances."""
     total_steps = args.warmup_steps + args.steps
-    argv = TRAINING_FLAGS + ["--preset", args.preset, "--data", str(args.data), "--out", out,
-                             "--per_device_train_batch_size", str(args.batch_size), "--max_steps", str(total_steps),
-                             "--limit_train", str(args.batch_size * total_steps)]  # fmt: skip
-    if config in DEEPSPEED_CONFIGS:
-        argv += ["--deepspeed", str(DEEPSPEED_CONFIGS[config])]
-    return argv
+    return ["--stage", args.stage, *STAGE_FLAGS[args.stage], *TRAINING_FLAGS, *CONFIG_FLAGS[config],
+            "--preset", args.preset, "--data", str(args.data), "--out", out,
+            "--per_device_train_batch_size", str(args.batch_size), "--max_steps", str(total_steps),
+            "--limit_train", str(args.batch_size * total_steps)]  # fmt: skip
 
 
 def run_worker(args: argparse.Namespace) -> None:
@@ -104,7 +109,7 @@ def run_worker(args: argparse.Namespace) -> None:
     from training.cli import train
     from training.trainer import single_process_group_env
 
-    if args.worker in DEEPSPEED_CONFIGS:
+    if args.worker == "zero2":
         os.environ.update(single_process_group_env())
     timer = StepEndTimes()
     with tempfile.TemporaryDirectory() as out, PeakRSS(RSS_INTERVAL_S) as rss:
@@ -118,40 +123,45 @@ def measure(config: str, args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         result = Path(folder) / "result.json"
         command = [sys.executable, "-m", "benchmarks.bench_training", "--worker", config, "--result", str(result),
-                   "--preset", args.preset, "--data", str(args.data), "--steps", str(args.steps),
+                   "--stage", args.stage, "--preset", args.preset, "--data", str(args.data), "--steps", str(args.steps),
                    "--warmup_steps", str(args.warmup_steps), "--batch_size", str(args.batch_size)]  # fmt: skip
         subprocess.run(command, cwd=REPO_ROOT, check=True)
         return json.loads(result.read_text())
 
 
 def summarize(raw: dict, batch_size: int, mean_duration: float) -> dict:
-    """Median s/step, utterances/s, audio s/s and peak RSS of one run."""
-    s_per_step = median(raw["step_s"])
+    """Mean s/step, utterances/s, audio s/s and peak RSS of one run."""
+    s_per_step = sum(raw["step_s"]) / len(raw["step_s"])  # the mean: grouped batches vary in length by design
     return {"s_per_step": round(s_per_step, 4), "utterances_per_s": round(batch_size / s_per_step, 3),
             "audio_s_per_s": round(batch_size * mean_duration / s_per_step, 3),
             "peak_rss_gib": round(raw["peak_rss_bytes"] / GIB, 3),
             "step_s": [round(seconds, 4) for seconds in raw["step_s"]]}  # fmt: skip
 
 
-def headline(results: dict, preset: str) -> list[str]:
-    """`name: value unit` lines: every metric of every run, then ZeRO-2 over plain."""
-    preset = preset.replace("-", "_")
-    lines = [f"{name}_{preset}_{config}: {row[key]:.3f} {unit}"
+def headline(results: dict, preset: str, stage: str) -> list[str]:
+    """`name: value unit` lines: every metric of every run, then each run over the plain one."""
+    prefix = f"{stage}_{preset.replace('-', '_')}"
+    lines = [f"{name}_{prefix}_{config}: {row[key]:.3f} {unit}"
              for config, row in results.items() for key, name, unit, _ in METRICS]  # fmt: skip
-    if set(CONFIGS) <= set(results):
-        lines += [f"{name}_ratio_{preset}_zero2_plain: {results['zero2'][key] / results['plain'][key]:.3f} x"
+    for config in _compared(results):
+        lines += [f"{name}_ratio_{prefix}_{config}_plain: {results[config][key] / results['plain'][key]:.3f} x"
                   for key, name, _, _ in METRICS]  # fmt: skip
     return lines
 
 
+def _compared(results: dict) -> list[str]:
+    """The runs shown as a ratio to the plain run (all others, when plain ran)."""
+    return [config for config in results if config != "plain"] if "plain" in results else []
+
+
 def comparison_table(results: dict) -> str:
-    """One row per metric, one column per run, and ZeRO-2 / plain when both ran."""
-    both = set(CONFIGS) <= set(results)
-    header = ["metric", *results] + (["zero2 / plain"] if both else [])
+    """One row per metric, one column per run, then each run / plain."""
+    compared = _compared(results)
+    header = ["metric", *results] + [f"{config} / plain" for config in compared]
     rows = []
     for key, _, _, label in METRICS:
         row = [label, *(results[config][key] for config in results)]
-        rows.append(row + ([results["zero2"][key] / results["plain"][key]] if both else []))
+        rows.append(row + [results[config][key] / results["plain"][key] for config in compared])
     return markdown_table(header, rows)
 
 
@@ -167,9 +177,9 @@ def report(results: dict, args: argparse.Namespace, mean_duration: float) -> str
     env, data, configs = environment(), display_path(args.data), " ".join(results)
     total_steps = args.warmup_steps + args.steps
     return "\n".join([
-        "# Training benchmark (avsr stage, with and without DeepSpeed ZeRO-2)",
+        f"# Training benchmark ({args.stage} stage: {', '.join(results)})",
         "",
-        (f"`python -m benchmarks.bench_training --preset {args.preset} --data {data} --steps {args.steps} "
+        (f"`python -m benchmarks.bench_training --stage {args.stage} --preset {args.preset} --data {data} --steps {args.steps} "
          f"--warmup_steps {args.warmup_steps} --batch_size {args.batch_size} --configs {configs}`"),
         "",
         f"- date: {env['date']}",
@@ -179,15 +189,17 @@ def report(results: dict, args: argparse.Namespace, mean_duration: float) -> str
         "",
         "## Protocol",
         "",
-        (f"`training.cli.train` (what `mmsllama-train` runs) on the `avsr` stage of the `{args.preset}` preset with "
-         "random weights, the LLM trained fully (`--lora_r 0`), AdamW at lr 1e-3, the default noise, modality dropout "
-         f"and crop augmentation, batch {args.batch_size}, `--dataloader_num_workers 0` (collation is in the step). "
-         f"`zero2` adds `--deepspeed training/zero2.json` as one process on the CPU. Each run is a fresh process and "
+        (f"`training.cli.train` (what `mmsllama-train` runs) on the `{args.stage}` stage of the `{args.preset}` preset "
+         f"with random weights ({' '.join(STAGE_FLAGS[args.stage])}), AdamW at lr 1e-3, the default noise and crop "
+         f"augmentation (and modality dropout in avsr), batch {args.batch_size}, random batches, "
+         "`--dataloader_num_workers 0` (collation is in the step). `grouped` batches utterances of similar length "
+         "(`--train_sampling_strategy group_by_length`: less padding); `worker` collates in one dataloader process; "
+         "`zero2` adds `--deepspeed training/zero2.json` as one process on the CPU. Each run is a fresh process and "
          f"trains {total_steps} steps over the first {args.batch_size * total_steps} training utterances of `{data}` "
          f"(mean {mean_duration:.2f} s; one epoch when the split has that many). A step's time runs from "
          "the end of the step before it to its own end (`TrainerCallback.on_step_end`); after "
-         f"{args.warmup_steps} warm-up step(s), the median of the next {args.steps} is reported, so model building, "
-         "data decoding and DeepSpeed's set-up are not counted. Utterances/s = batch / (s/step); audio s/s = batch x "
+         f"{args.warmup_steps} warm-up step(s), the mean of the next {args.steps} is reported (not the median: grouped "
+         "batches differ in length by design), so model building, data decoding and DeepSpeed's set-up are not counted. Utterances/s = batch / (s/step); audio s/s = batch x "
          "mean utterance length / (s/step). With one process ZeRO-2 has nothing to partition: the comparison shows "
          "its overhead (flat copies of the trained weights and their gradients, bucketed reduction), not the savings "
          f"it brings across processes. Peak RSS: the worker's resident set, sampled every {RSS_INTERVAL_S * 1000:g} ms "
@@ -199,7 +211,7 @@ def report(results: dict, args: argparse.Namespace, mean_duration: float) -> str
         comparison_table(results),
         "",
         "```",
-        *headline(results, args.preset),
+        *headline(results, args.preset, args.stage),
         "```",
         "",
         "```json",
@@ -211,6 +223,7 @@ def report(results: dict, args: argparse.Namespace, mean_duration: float) -> str
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stage", default="avsr", choices=sorted(STAGE_FLAGS))
     parser.add_argument("--preset", default="demo")
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="corpus root or manifest folder")
     parser.add_argument("--steps", type=int, default=25, help="timed steps, after the warm-up")

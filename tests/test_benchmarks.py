@@ -81,13 +81,13 @@ def test_cpu_comparison_runs_one_iteration():
 
 
 def test_training_benchmark_writes_headline_lines(synth_corpus, tmp_path):
-    configs = ["plain", "zero2"] if importlib.util.find_spec("deepspeed") else ["plain"]
+    configs = ["plain", "grouped"] + (["zero2"] if importlib.util.find_spec("deepspeed") else [])
     results = tmp_path / "RESULTS_training.md"
     bench_training.main(["--preset", "tiny", "--data", str(synth_corpus), "--steps", "3", "--warmup_steps", "1",
                          "--batch_size", "2", "--configs", *configs, "--out", str(results)])  # fmt: skip
     lines = re.findall(r"^(training_\w+): (\S+) (\S+)$", results.read_text(), flags=re.MULTILINE)
-    expected = {f"{name}_tiny_{config}": unit for config in configs for _, name, unit, _ in bench_training.METRICS}
-    if len(configs) == 2:
-        expected |= {f"{name}_ratio_tiny_zero2_plain": "x" for _, name, _, _ in bench_training.METRICS}
+    metrics = bench_training.METRICS
+    expected = {f"{name}_avsr_tiny_{config}": unit for config in configs for _, name, unit, _ in metrics}
+    expected |= {f"{name}_ratio_avsr_tiny_{config}_plain": "x" for config in configs[1:] for _, name, _, _ in metrics}
     assert {name: unit for name, _, unit in lines} == expected
     assert all(float(value) > 0 for _, value, _ in lines)

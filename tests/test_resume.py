@@ -1,7 +1,7 @@
 """Reliability of `mmsllama-train`: kill-and-resume equivalence, incomplete checkpoints, bad samples.
 
-Resume is expected to be *exact* on one CPU process: the data order (accelerate's `SeedableRandomSampler`, seeded
-by seed + epoch), the optimizer, the scheduler and torch's global generator (the model's dropout) come back from the
+Resume is expected to be *exact* on one CPU process: the data order (accelerate's `SeedableRandomSampler`, or
+`SeededLengthGroupedSampler` for `--train_sampling_strategy group_by_length`, both seeded by seed + epoch), the optimizer, the scheduler and torch's global generator (the model's dropout) come back from the
 checkpoint, and the collator's noise, modality dropout and crops are a function of (seed, process, batch position),
 not of the global generator (see `training.collator` and `MMSLlamaTrainer.position_collator`). The comparisons use
 a relative tolerance of 1e-6 (a few float32 ulps) rather than bitwise equality only so that a change of kernel or
@@ -24,7 +24,7 @@ from modeling_mmsllama import MMSLlamaInputError
 from processing.manifest import read_manifest
 from training.cli import train
 from training.data import manifest_folder
-from training.trainer import COMPLETE_MARKER, MMSLlamaTrainer, latest_complete_checkpoint
+from training.trainer import COMPLETE_MARKER, MMSLlamaTrainer, SeededLengthGroupedSampler, latest_complete_checkpoint
 
 
 STEPS, INTERRUPT_AT = 6, 3  # 8 utterances / batch 2 = 4 steps per epoch: the resumed run crosses an epoch boundary
@@ -42,10 +42,18 @@ def _history(out: Path) -> list[dict]:
     return [entry for entry in state["log_history"] if "loss" in entry]
 
 
+SAMPLING = {"random": [], "grouped": ["--train_sampling_strategy", "group_by_length"]}  # batches of similar length
+
+
+@pytest.fixture(scope="module", params=sorted(SAMPLING))
+def sampling(request) -> list[str]:
+    return SAMPLING[request.param]
+
+
 @pytest.fixture(scope="module")
-def uninterrupted(synth_corpus, tmp_path_factory) -> Path:
+def uninterrupted(synth_corpus, sampling, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("uninterrupted")
-    train(_command(synth_corpus, out))
+    train(_command(synth_corpus, out, *sampling))
     return out
 
 
@@ -62,7 +70,8 @@ class _KillAfterSave(TrainerCallback):
             raise Killed(f"killed after saving checkpoint-{self.step}")
 
 
-def test_resume_after_a_kill_matches_the_uninterrupted_run(synth_corpus, uninterrupted, tmp_path, monkeypatch, capsys):
+def test_resume_after_a_kill_matches_the_uninterrupted_run(synth_corpus, sampling, uninterrupted, tmp_path, monkeypatch,
+                                                           capsys):  # fmt: skip
     class KilledTrainer(MMSLlamaTrainer):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
@@ -71,7 +80,7 @@ def test_resume_after_a_kill_matches_the_uninterrupted_run(synth_corpus, uninter
     out = tmp_path / "run"
     monkeypatch.setattr(training.cli, "MMSLlamaTrainer", KilledTrainer)
     with pytest.raises(Killed):
-        train(_command(synth_corpus, out))
+        train(_command(synth_corpus, out, *sampling))
     monkeypatch.undo()
     assert (out / f"checkpoint-{INTERRUPT_AT}" / COMPLETE_MARKER).exists()
     assert not (out / "model.safetensors").exists()
@@ -85,7 +94,7 @@ def test_resume_after_a_kill_matches_the_uninterrupted_run(synth_corpus, uninter
             (partial / name).write_bytes((partial / name).read_bytes()[:100])
     capsys.readouterr()
 
-    train(_command(synth_corpus, out))
+    train(_command(synth_corpus, out, *sampling))
     assert f"resuming from {out / f'checkpoint-{INTERRUPT_AT}'}\n" in capsys.readouterr().out
 
     expected, resumed = _history(uninterrupted), _history(out)
@@ -158,3 +167,16 @@ def test_bad_samples_are_not_hidden_by_the_cache(synth_corpus, tmp_path):
     train(_one_step(data, tmp_path / "skipping"))
     with pytest.raises(MMSLlamaInputError, match=corrupt):
         train(_one_step(data, tmp_path / "strict", "--skip_bad_samples", "false"))
+
+
+def test_length_grouped_batches_follow_seed_and_epoch():
+    lengths = [int(n) for n in torch.randint(20, 130, (256,), generator=torch.Generator().manual_seed(0))]
+    sampler = SeededLengthGroupedSampler(8, lengths, seed=3)
+    first = list(sampler)
+    assert sorted(first) == list(range(256)) and list(sampler) == first
+    sampler.set_epoch(1)
+    assert list(sampler) != first
+    padded = [max(lengths[i] for i in first[k : k + 8]) for k in range(0, 256, 8)]
+    shuffled = torch.randperm(256, generator=torch.Generator().manual_seed(1)).tolist()
+    padded_random = [max(lengths[i] for i in shuffled[k : k + 8]) for k in range(0, 256, 8)]
+    assert sum(padded) < 0.8 * sum(padded_random)  # similar lengths batched together: far less padding

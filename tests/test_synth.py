@@ -1,6 +1,9 @@
 """The synthetic corpus (processing.synth): timings, media, visemes, labels, determinism, resume, splits."""
 
+import itertools
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +13,7 @@ from processing.manifest import manifest_to_dataset, read_manifest, read_speech_
 from processing.synth.cli import main as synth_main
 from processing.synth.corpus import CorpusConfig, generate_corpus, load_corpus_dataset, speak_utterance
 from processing.synth.grammar import SLOTS, VOCABULARY, spoken_form
-from processing.synth.mouth import LUMA
+from processing.synth.mouth import LUMA, ROI_SIZE_PX, SCALE_JITTER, mouth_extent, mouth_layers
 from processing.synth.mp4 import SAMPLES_PER_FRAME, read_mp4
 from processing.synth.speakers import make_speakers
 from processing.synth.tts import SynthesisError, synthesize
@@ -112,6 +115,24 @@ def test_visemes_are_visible(synth_corpus):
     assert np.median(closed) < 100 < 300 < np.median(open_), (np.median(closed), np.median(open_))
 
 
+def test_mouth_layers_vanish_beyond_the_mouth_extent():
+    """The ROI renderer paints the mouth only within `mouth_extent`, so every layer must be exactly 0 beyond it."""
+    rng = np.random.default_rng(0)
+    extremes = np.array(list(itertools.product((0.0, 1.0), repeat=4)), np.float32)  # shut, wide open, round, ...
+    shapes = np.concatenate([extremes, rng.uniform(0, 1, (16, 4)).astype(np.float32)])
+    axis = np.linspace(-2.0, 2.0, 161, dtype=np.float32)  # mouth units, finer than a pixel
+    u, v = (np.broadcast_to(c, (len(shapes), len(axis), len(axis))) for c in (axis[None, None, :], axis[None, :, None]))
+    for speaker in make_speakers(0, {"train": 18, "valid": 3, "test": 3}):
+        scale = speaker.mouth_half_width * ROI_SIZE_PX * (1.0 + rng.uniform(-SCALE_JITTER, SCALE_JITTER, (len(shapes), 1, 1)))
+        pixel = (1.0 / scale).astype(np.float32)
+        layers = mouth_layers(shapes, u, v, speaker, pixel)
+        extent_u, extent_v = mouth_extent(shapes, speaker, pixel)
+        beyond = (np.abs(u) >= extent_u) | (np.abs(v) >= extent_v)
+        assert beyond.any() and layers["lips"][~beyond].any()
+        for name in ("lips", "aperture", "teeth", "seam"):
+            assert not layers[name][beyond].any(), (speaker.speaker_id, name)
+
+
 def test_speech_rate_labels_match_word_counts_and_duration(synth_corpus):
     constant = read_speech_rate_constant(synth_corpus / "roi88")
     for split in ("train", "valid", "test"):
@@ -194,3 +215,13 @@ def test_cli_writes_a_corpus(tmp_path):
     assert synth_main(["--out", str(out), "--utterances", "3", "--train-speakers", "1", "--valid-speakers", "1", "--test-speakers", "1", "--face", "none", "--quiet"]) == 0
     assert len(read_manifest(out / "roi88" / "train.tsv")) == 1
     assert not (out / "face").exists()
+
+
+def test_breathy_voices_repeat_exactly_across_processes():
+    # the +f5 variant mixes random breath noise into the speech: libespeak-ng seeds it anew in every process unless
+    # told otherwise
+    script = ("import hashlib; from processing.synth.tts import synthesize; "
+              "print(hashlib.sha256(synthesize(['bin', 'blue', 'at', 'f', 'two', 'now'], 'en-us+f5').audio).hexdigest())")
+    digests = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+               for _ in range(2)}  # fmt: skip
+    assert len(digests) == 1

@@ -141,5 +141,10 @@ class AVSRDataset(Dataset):
         return self.utterances[index]
 
     @property
+    def lengths(self) -> list[int]:
+        """Video frames per utterance: what `--train_sampling_strategy group_by_length` groups batches by."""
+        return [len(u.frames) for u in self.utterances]
+
+    @property
     def seconds(self) -> float:
         return sum(len(u.audio) for u in self.utterances) / (SAMPLES_PER_VIDEO_FRAME * 25)

@@ -23,6 +23,9 @@ from scipy.signal import resample_poly
 
 
 ESPEAK_SAMPLE_RATE_HZ = 22050
+# Some voice variants (+f5, +Alicia) mix random breath noise into the speech; libespeak-ng's generator is re-seeded
+# with this before every utterance, so the same text and voice give the same audio in any process and call order.
+ESPEAK_RANDOM_SEED = 0
 OUTPUT_SAMPLE_RATE_HZ = 16000
 MIN_RATE_WPM = 80  # espeak's accepted speaking-rate range, words per minute
 MAX_RATE_WPM = 450
@@ -133,6 +136,7 @@ class _Engine:
         for parameter, value in ((_PARAM_RATE, rate_wpm), (_PARAM_PITCH, pitch), (_PARAM_RANGE, pitch_range), (_PARAM_WORDGAP, word_gap_10ms)):
             self.lib.espeak_SetParameter(parameter, int(value), 0)
         self._chunks, self._events = [], []
+        self.lib.espeak_ng_SetRandSeed(ctypes.c_long(ESPEAK_RANDOM_SEED))
         encoded = text.encode("utf-8") + b"\0"
         self.lib.espeak_Synth(encoded, len(encoded), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
         self.lib.espeak_Synchronize()
