@@ -390,11 +390,12 @@ class MMSLlamaForConditionalGeneration(MMSLlamaPreTrainedModel, GenerationMixin)
 
     # -- token budget ---------------------------------------------------------------------------------------------------
 
-    def num_speech_tokens(self, num_frames, speech_rate=None) -> torch.LongTensor:
+    def num_speech_tokens(self, num_frames, speech_rate=None, queries_per_second=None, max_rate=None) -> torch.LongTensor:
         """Speech tokens fed to the LLM per sample for clips of `num_frames` video frames at 25 fps.
 
         `qformer`: N = max(floor(f_Q * T / 25 * clamp(r, low, high)), min_queries), where r is `speech_rate` (the rate
-        predictor's output, or a rate you choose) and r = 1 when it is not given or the predictor is off.
+        predictor's output, or a rate you choose) and r = 1 when it is not given or the predictor is off; f_Q is
+        `queries_per_second` and high is `max_rate` when given (a token budget for this call), else the config's.
         `fusion_only`: floor(T / 2) (12.5 tokens/s). `baseline`: 2 * floor(T / 2) (25 tokens/s). At least one token.
         """
         num_frames = torch.as_tensor(num_frames, dtype=torch.long).reshape(-1)
@@ -402,14 +403,27 @@ class MMSLlamaForConditionalGeneration(MMSLlamaPreTrainedModel, GenerationMixin)
             return torch.clamp(num_frames // 2, min=1)
         if self.config.compression == "baseline":
             return 2 * torch.clamp(num_frames // 2, min=1)
-        factor = torch.ones(num_frames.shape, dtype=torch.float64)
-        if speech_rate is not None and self.config.use_rate_predictor:
-            low, high = self.config.rate_clamp
-            rate = torch.as_tensor(speech_rate, dtype=torch.float64).reshape(-1).cpu()
-            factor = torch.clamp(rate, low, high).expand(num_frames.shape)
-        queries = torch.floor(self.config.queries_per_second * num_frames * factor / VIDEO_FPS + ALLOCATION_EPSILON)
+        if queries_per_second is None:
+            queries_per_second = self.config.queries_per_second
+        elif queries_per_second <= 0:
+            raise MMSLlamaInputError(f"queries_per_second must be positive, got {queries_per_second}.")
+        factor = self._rate_factor(speech_rate, num_frames.shape, max_rate)
+        queries = torch.floor(queries_per_second * num_frames * factor / VIDEO_FPS + ALLOCATION_EPSILON)
         queries = torch.clamp(queries.long(), min=self.config.min_queries, max=self.config.max_queries)
         return queries
+
+    def _rate_factor(self, speech_rate, shape, max_rate=None) -> torch.Tensor:
+        """clamp(r, low, high) per sample (float64, CPU): the query allocation's and the time stretch's factor; 1
+        without a rate or with the rate predictor off. `max_rate` replaces the upper clamp when given."""
+        if speech_rate is None or not self.config.use_rate_predictor:
+            return torch.ones(shape, dtype=torch.float64)
+        low, high = self.config.rate_clamp
+        if max_rate is not None:
+            if max_rate < low:
+                raise MMSLlamaInputError(f"max_rate must be at least the lower rate clamp {low}, got {max_rate}.")
+            high = float(max_rate)
+        rate = torch.as_tensor(speech_rate, dtype=torch.float64).detach().reshape(-1).cpu()
+        return torch.clamp(rate, low, high).expand(shape)
 
     # -- input checks ---------------------------------------------------------------------------------------------------
 
@@ -428,15 +442,7 @@ class MMSLlamaForConditionalGeneration(MMSLlamaPreTrainedModel, GenerationMixin)
         if len(set(batch_sizes.values())) > 1:
             raise MMSLlamaInputError(f"Mismatched batch sizes: {batch_sizes}. Every input needs the same batch size.")
         if input_ids is not None:
-            if input_ids.dtype not in (torch.long, torch.int, torch.int32):
-                raise MMSLlamaInputError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}.")
-            counts = (input_ids == self.config.speech_token_id).sum(-1)
-            if (counts != 1).any():
-                raise MMSLlamaInputError(
-                    f"Each row of input_ids needs exactly one speech placeholder {self.config.speech_token!r} "
-                    f"(id {self.config.speech_token_id}); found counts {counts.tolist()}. Build prompts with "
-                    "MMSLlamaProcessor."
-                )
+            self._check_prompt(input_ids)
         for name, other in (("attention_mask", attention_mask), ("labels", labels)):
             if other is not None and input_ids is not None and other.shape != input_ids.shape:
                 raise MMSLlamaInputError(f"{name} has shape {tuple(other.shape)}, input_ids {tuple(input_ids.shape)}.")
@@ -483,6 +489,17 @@ class MMSLlamaForConditionalGeneration(MMSLlamaPreTrainedModel, GenerationMixin)
                 "length; MMSLlamaProcessor returns it."
             )
 
+    def _check_prompt(self, input_ids: torch.Tensor) -> None:
+        if input_ids.dtype not in (torch.long, torch.int, torch.int32):
+            raise MMSLlamaInputError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}.")
+        counts = (input_ids == self.config.speech_token_id).sum(-1)
+        if (counts != 1).any():
+            raise MMSLlamaInputError(
+                f"Each row of input_ids needs exactly one speech placeholder {self.config.speech_token!r} "
+                f"(id {self.config.speech_token_id}); found counts {counts.tolist()}. Build prompts with "
+                "MMSLlamaProcessor."
+            )
+
     def _num_frames(self, input_features_mask, pixel_values_videos, video_mask) -> torch.LongTensor:
         """Each sample's length in 25 fps frames: from the video mask, else from the audio's mel frames."""
         if pixel_values_videos is not None:
@@ -511,13 +528,18 @@ class MMSLlamaForConditionalGeneration(MMSLlamaPreTrainedModel, GenerationMixin)
         speech_rate: torch.Tensor | None = None,
         has_audio: torch.Tensor | None = None,
         has_video: torch.Tensor | None = None,
+        queries_per_second: float | None = None,
+        max_rate: float | None = None,
     ) -> MMSLlamaSpeechEmbeddings:
         """Encodes, fuses and compresses the speech of a batch into LLM-space tokens (see `MMSLlamaSpeechEmbeddings`).
 
         `speech_rate` (B,), when given, replaces the rate predictor's output in the query allocation.
+        `queries_per_second` / `max_rate`, when given, replace the config's f_Q / upper rate clamp for this call (a
+        token budget; see `num_speech_tokens`).
         `has_audio` / `has_video` (B,) bool, when given, zero the encoded stream of the samples where they are False
         (per-sample modality dropout in training; such samples allocate queries with rate 1).
         """
+        self._check_inputs(None, None, input_features, input_features_mask, pixel_values_videos, video_mask, None)
         num_frames = self._num_frames(input_features_mask, pixel_values_videos, video_mask)
         max_frames = int(pixel_values_videos.shape[1]) if pixel_values_videos is not None else int(num_frames.max())
         batch = len(num_frames)
@@ -550,7 +572,7 @@ class MMSLlamaForConditionalGeneration(MMSLlamaPreTrainedModel, GenerationMixin)
         if rate is not None and has_audio is not None:
             rate = torch.where(has_audio.bool(), rate, torch.ones_like(rate))
         if self.config.compression == "qformer":
-            speech = self._compress_with_qformer(audio, video, num_frames, frame_mask, rate)
+            speech = self._compress_with_qformer(audio, video, num_frames, frame_mask, rate, queries_per_second, max_rate)
         else:
             speech = self._compress_with_convolutions(audio, video, num_frames)
         speech.speech_rate, speech.predicted_rate, speech.modality = rate, predicted_rate, modality
@@ -590,13 +612,12 @@ class MMSLlamaForConditionalGeneration(MMSLlamaPreTrainedModel, GenerationMixin)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self._frozen(self.rate_predictor)):
             return self.rate_predictor(features, mask)
 
-    def _compress_with_qformer(self, audio, video, num_frames, frame_mask, rate) -> MMSLlamaSpeechEmbeddings:
+    def _compress_with_qformer(self, audio, video, num_frames, frame_mask, rate, queries_per_second=None,
+                               max_rate=None) -> MMSLlamaSpeechEmbeddings:  # fmt: skip
         audio = self.audio_adapter(audio.transpose(1, 2)).transpose(1, 2)  # (B, T, Da) at 25 Hz
         fused = self.fusion(audio, video, frame_mask)  # (B, T, F)
-        num_queries = self.num_speech_tokens(num_frames.cpu(), rate).to(num_frames.device)
-        factor = torch.ones(num_frames.shape, dtype=torch.float64)
-        if rate is not None and self.config.use_rate_predictor:
-            factor = torch.clamp(rate.detach().double().cpu(), *self.config.rate_clamp)
+        num_queries = self.num_speech_tokens(num_frames.cpu(), rate, queries_per_second, max_rate).to(num_frames.device)
+        factor = self._rate_factor(rate, num_frames.shape, max_rate)
         stretched_frames = torch.floor(factor * num_frames.cpu() + ALLOCATION_EPSILON).long().clamp(min=1)
         stretched_frames = stretched_frames.to(num_frames.device)
         fused = time_stretch(fused, num_frames, stretched_frames)  # (B, max int(f * T), F)
@@ -738,20 +759,33 @@ class MMSLlamaForConditionalGeneration(MMSLlamaPreTrainedModel, GenerationMixin)
         speech_rate: torch.FloatTensor | None = None,
         has_audio: torch.BoolTensor | None = None,
         has_video: torch.BoolTensor | None = None,
+        speech_embeddings: MMSLlamaSpeechEmbeddings | None = None,
+        queries_per_second: float | None = None,
+        max_rate: float | None = None,
         **generate_kwargs,
     ) -> torch.LongTensor:
         """Transcribes: builds the prompt + speech embeddings once and hands them to the language model's `generate`.
 
         Takes the inputs of `forward` (without labels) and any generation option (`num_beams`, `do_sample`,
-        `max_new_tokens`, ...). Returns only the generated token ids (the prompt is not repeated), ready for
-        `processor.batch_decode(ids, skip_special_tokens=True)`.
+        `max_new_tokens`, ...); or, instead of the media, `speech_embeddings` that `get_speech_embeddings` returned
+        (to read their token counts and rates without encoding twice). `queries_per_second` / `max_rate` set this
+        call's token budget (see `num_speech_tokens`). Returns only the generated token ids (the prompt is not
+        repeated), ready for `processor.batch_decode(ids, skip_special_tokens=True)`.
         """
         if input_ids is None:
             raise MMSLlamaInputError("generate() needs input_ids: the prompt with its speech placeholder.")
-        self._check_inputs(input_ids, attention_mask, input_features, input_features_mask, pixel_values_videos,
-                           video_mask, None)  # fmt: skip
-        speech = self.get_speech_embeddings(input_features, input_features_mask, pixel_values_videos, video_mask,
-                                            speech_rate, has_audio, has_video)  # fmt: skip
+        if speech_embeddings is None:
+            self._check_inputs(input_ids, attention_mask, input_features, input_features_mask, pixel_values_videos,
+                               video_mask, None)  # fmt: skip
+            speech = self.get_speech_embeddings(input_features, input_features_mask, pixel_values_videos, video_mask,
+                                                speech_rate, has_audio, has_video, queries_per_second, max_rate)  # fmt: skip
+        else:
+            self._check_prompt(input_ids)
+            if len(speech_embeddings.embeddings) != len(input_ids):
+                raise MMSLlamaInputError(
+                    f"speech_embeddings hold {len(speech_embeddings.embeddings)} clips for {len(input_ids)} prompts."
+                )
+            speech = speech_embeddings
         inputs_embeds, attention_mask, _, _ = self._merge_speech(input_ids, attention_mask, None, speech)
         text_config = self.config.text_config
         generate_kwargs.setdefault("eos_token_id", text_config.eos_token_id)

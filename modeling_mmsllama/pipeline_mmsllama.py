@@ -13,7 +13,6 @@ stream, one clip at a time, so memory does not grow with its length: at most abo
 and audio are held (plus one unconverted source frame), whatever the file's duration.
 """
 
-import contextlib
 import math
 import os
 import re
@@ -512,45 +511,15 @@ class MMSLlamaASRPipeline(Pipeline):
         inputs = {k: v.to(self.device) if hasattr(v, "to") else v for k, v in model_inputs.items()}
         if speech_rate is not None:
             inputs["speech_rate"] = torch.full((len(inputs["input_ids"]),), float(speech_rate), device=self.device)
-        recorded = {}
-        original = self.model.get_speech_embeddings
-
-        def recording(*args, **kwargs):
-            speech = original(*args, **kwargs)
-            recorded["num_speech_tokens"] = speech.num_speech_tokens.detach().cpu()
-            return speech
-
-        with self.token_budget(queries_per_second, max_rate):
-            self.model.get_speech_embeddings = recording
-            try:
-                with torch.no_grad():
-                    ids = self.model.generate(**inputs, **generation)
-            finally:
-                del self.model.get_speech_embeddings
-        return {"ids": ids.cpu(), "num_speech_tokens": recorded.get("num_speech_tokens")}
+        prompt = {k: inputs.pop(k) for k in ("input_ids", "attention_mask")}
+        with torch.no_grad():
+            speech = self.model.get_speech_embeddings(**inputs, queries_per_second=queries_per_second, max_rate=max_rate)
+            ids = self.model.generate(**prompt, speech_embeddings=speech, **generation)
+        return {"ids": ids.cpu(), "num_speech_tokens": speech.num_speech_tokens.detach().cpu()}
 
     def postprocess(self, model_outputs):
         """Generated ids -> clean transcripts (one per clip)."""
         return self.processor.batch_decode(model_outputs["ids"], skip_special_tokens=True)
-
-    @contextlib.contextmanager
-    def token_budget(self, queries_per_second=None, max_rate=None):
-        """Temporarily sets `config.queries_per_second` and the upper rate clamp (the model reads them per call)."""
-        config = self.model.config
-        saved = (config.queries_per_second, list(config.rate_clamp))
-        try:
-            if queries_per_second is not None:
-                if queries_per_second <= 0:
-                    raise MMSLlamaInputError(f"queries_per_second must be positive, got {queries_per_second}.")
-                config.queries_per_second = float(queries_per_second)
-            if max_rate is not None:
-                low = config.rate_clamp[0]
-                if max_rate < low:
-                    raise MMSLlamaInputError(f"max_rate must be at least the lower rate clamp {low}, got {max_rate}.")
-                config.rate_clamp = [low, float(max_rate)]
-            yield
-        finally:
-            config.queries_per_second, config.rate_clamp = saved[0], saved[1]
 
     # -- running ------------------------------------------------------------------------------------------------------
 

@@ -254,6 +254,25 @@ def test_activation_checkpointing_trains():
 # -- generation ----------------------------------------------------------------------------------------------------------
 
 
+def test_token_budget_per_call_and_precomputed_speech_embeddings():
+    model = tiny_model(seed=1)
+    assert model.num_speech_tokens([60], [1.5], queries_per_second=1.5).tolist() == [5]  # 1.5 * 2.4 * 1.5 = 5.4
+    assert model.num_speech_tokens([60], [1.5], max_rate=1.2).tolist() == [8]  # 3 * 2.4 * 1.2 = 8.64
+    batch = {**media(model.config, [60, 35]), **prompts(batch=2)}
+    prompt = {k: batch.pop(k) for k in ("input_ids", "attention_mask")}
+    speech = model.get_speech_embeddings(**batch, queries_per_second=5.0, max_rate=1.0)
+    assert speech.num_speech_tokens.tolist() == [12, 7]
+    ids = model.generate(**prompt, speech_embeddings=speech, max_new_tokens=6)
+    assert torch.equal(ids, model.generate(**prompt, **batch, queries_per_second=5.0, max_rate=1.0, max_new_tokens=6))
+    assert model.config.queries_per_second == 3.0 and model.config.rate_clamp == [1.0, 2.0]  # untouched
+    with pytest.raises(MMSLlamaInputError, match="queries_per_second must be positive"):
+        model.get_speech_embeddings(**batch, queries_per_second=0)
+    with pytest.raises(MMSLlamaInputError, match="max_rate must be at least"):
+        model.get_speech_embeddings(**batch, max_rate=0.5)
+    with pytest.raises(MMSLlamaInputError, match="2 clips for 1 prompts"):
+        model.generate(**prompts(batch=1), speech_embeddings=speech)
+
+
 def test_generate_greedy_beam_and_sampling():
     model = tiny_model()
     batch = {**media(model.config, [40, 30]), **prompts(batch=2)}

@@ -93,7 +93,7 @@ def test_token_budget(asr, clips):
     assert flat == int(3.0 * frames / 25 + 1e-6) <= base
     assert asr(clips[0], queries_per_second=1.5, max_rate=1.0, **GREEDY)["speech_tokens"] == max(3, int(1.5 * frames / 25 + 1e-6))
     assert asr(clips[0], speech_rate=2.0, **GREEDY)["speech_tokens"] == int(6.0 * frames / 25 + 1e-6)
-    assert asr.model.config.queries_per_second == 3.0 and asr.model.config.rate_clamp == [1.0, 2.0]  # restored
+    assert asr.model.config.queries_per_second == 3.0 and asr.model.config.rate_clamp == [1.0, 2.0]  # untouched
     with pytest.raises(MMSLlamaInputError):
         asr(clips[0], max_rate=0.5)
 

@@ -16,10 +16,13 @@ from pathlib import Path
 
 import pytest
 import torch
+import transformers.trainer
 from safetensors.torch import load_file
 from transformers import TrainerCallback
+from transformers.trainer_utils import rotate_checkpoints
 
 import training.cli
+import training.trainer
 from modeling_mmsllama import MMSLlamaInputError
 from processing.manifest import read_manifest
 from training.cli import train
@@ -180,3 +183,28 @@ def test_length_grouped_batches_follow_seed_and_epoch():
     shuffled = torch.randperm(256, generator=torch.Generator().manual_seed(1)).tolist()
     padded_random = [max(lengths[i] for i in shuffled[k : k + 8]) for k in range(0, 256, 8)]
     assert sum(padded) < 0.8 * sum(padded_random)  # similar lengths batched together: far less padding
+
+
+def test_old_checkpoints_go_only_after_the_new_one_is_complete(synth_corpus, tmp_path, monkeypatch):
+    newest_complete = []
+
+    def checked_rotate(output_dir, save_total_limit=None, *args, **kwargs):
+        if save_total_limit:
+            newest = max(Path(output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.rsplit("-", 1)[1]))
+            newest_complete.append((newest / COMPLETE_MARKER).exists())
+        return rotate_checkpoints(output_dir, save_total_limit, *args, **kwargs)
+
+    monkeypatch.setattr(training.trainer, "rotate_checkpoints", checked_rotate)
+    monkeypatch.setattr(transformers.trainer, "rotate_checkpoints", checked_rotate)
+    out = tmp_path / "out"
+    train(_one_step(synth_corpus, out, "--max_steps", "3", "--save_steps", "1", "--save_total_limit", "1"))
+    assert newest_complete == [True, True, True]
+    assert [p.name for p in out.glob("checkpoint-*")] == ["checkpoint-3"]
+
+
+def test_length_grouped_training_evaluates_too(synth_corpus, tmp_path):
+    train(_one_step(synth_corpus, tmp_path / "out", "--train_sampling_strategy", "group_by_length", "--max_steps", "2",
+                    "--eval_strategy", "steps", "--eval_steps", "2", "--wer_samples", "2"))  # fmt: skip
+    state = json.loads((tmp_path / "out" / "checkpoint-2" / "trainer_state.json").read_text())
+    logged = {key for entry in state["log_history"] for key in entry}
+    assert {"eval_loss", "eval_wer"} <= logged

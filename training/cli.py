@@ -26,7 +26,8 @@ from .collator import AVSRCollator, TextCollator, training_noises
 from .ctc import CTCVocabulary
 from .data import AVSRDataset, load_split
 from .evaluation import evaluate, evaluation_noise, format_table, write_report
-from .stages import STAGES, EncoderStageModel, LanguageModelStage, RatePredictorStage, add_lora, build_model
+from .stages import (STAGES, EncoderStageModel, LanguageModelStage, RatePredictorStage, add_lora, build_model,
+                     frozen_modules)
 from .trainer import MMSLlamaTrainer, latest_complete_checkpoint
 
 
@@ -67,16 +68,6 @@ class StageArguments:
     skip_bad_samples: bool = field(default=True, metadata={"help": "report and skip unreadable samples (else stop)"})
 
 
-def _frozen_modules(stage: str, lora_r: int) -> list[str]:
-    if stage == "encoders":
-        return ["rate_predictor", "language_model", "qformer", "projector", "audio_adapter", "fusion"]
-    if stage == "lm":
-        return ["audio_encoder", "vision_encoder", "rate_predictor", "qformer", "projector", "audio_adapter", "fusion"]
-    if stage == "rate-predictor":
-        return ["audio_encoder", "vision_encoder", "language_model", "qformer", "projector", "audio_adapter", "fusion"]
-    return ["audio_encoder", "vision_encoder", "rate_predictor"] + (["language_model"] if lora_r else [])
-
-
 def _build_without_zero3_init(training: TrainingArguments, *build_args):
     """Builds the model whole even under ZeRO-3 (whose `zero.Init` would partition it at construction, before the
     earlier stages' weights are copied in); DeepSpeed partitions it when training starts."""
@@ -114,7 +105,7 @@ def train(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None
     overrides = json.loads(args.config_overrides) if args.config_overrides else {}
     given = {"encoders": args.encoders, "lm": args.lm, "rate-predictor": args.rate_predictor}
     parts = {stage: given[stage] for stage in STAGE_INPUTS[args.stage]}
-    frozen = _frozen_modules(args.stage, args.lora_r)
+    frozen = frozen_modules(args.stage, args.lora_r)
     model = _build_without_zero3_init(training, args.preset, overrides, frozen, parts, args.init)
     processor = MMSLlamaProcessor.from_config(model.config)
 

@@ -57,7 +57,7 @@ STEPS = {
     # The avsr stage starts its LLM from scratch, as demo-recipe.md did: started from the `lm` stage's text-trained
     # Llama, it kept predicting the grammar and ignored the speech (77.8% valid WER = chance after 500 steps).
     "avsr": ("avsr", "avsr", [
-        "--max_steps", "3000", "--per_device_train_batch_size", "16", "--learning_rate", "1e-3", "--warmup_steps", "100",
+        "--max_steps", "2500", "--per_device_train_batch_size", "16", "--learning_rate", "1e-3", "--warmup_steps", "100",
         "--eval_strategy", "steps", "--eval_steps", "500", "--wer_samples", "48", "--noise_probability", "0.5",
         "--lora_r", "0",  # the demo's small LLM trains fully, as in demo-recipe.md
         "--config_overrides", json.dumps({"queries_per_second": AVSR_QUERIES_PER_SECOND}),

@@ -25,9 +25,9 @@ import torch
 from modeling_mmsllama import MMSLlamaConfig, MMSLlamaForConditionalGeneration, MMSLlamaProcessor
 from processing.synth.grammar import SLOTS
 
-from .cli import _frozen_modules
 from .collator import AVSRCollator
 from .data import Utterance, load_split
+from .stages import frozen_modules
 
 
 FEATURE_KINDS = ("dense", "spiky")
@@ -77,7 +77,7 @@ def run(data: str, steps: int = 300, kind: str = "dense", overrides: dict | None
     if kind not in FEATURE_KINDS:
         raise SystemExit(f"--features must be one of {FEATURE_KINDS}, got {kind!r}")
     torch.manual_seed(seed)
-    config = MMSLlamaConfig.from_preset(preset, frozen_modules=_frozen_modules("avsr", 0), use_rate_predictor=False,
+    config = MMSLlamaConfig.from_preset(preset, frozen_modules=frozen_modules("avsr", 0), use_rate_predictor=False,
                                         **(overrides or {}))  # fmt: skip
     model = OracleFeaturesModel(config).train()
     processor = MMSLlamaProcessor.from_config(config)

@@ -68,8 +68,9 @@ def noisy_audio(utterance: Utterance, index: int, noise: np.ndarray | None, snr_
 @torch.no_grad()
 def transcribe(model, processor, utterances: list[Utterance], modality: str = "av", snr_db: float | None = None,
                noise: np.ndarray | None = None, batch_size: int = 8, num_beams: int = 5, max_new_tokens: int = 64,
-               progress: bool = True) -> dict:  # fmt: skip
-    """Decodes `utterances`; returns hypotheses, speech tokens per sample, and predicted rates (or None)."""
+               progress: bool = True, queries_per_second: float | None = None) -> dict:  # fmt: skip
+    """Decodes `utterances`; returns hypotheses, speech tokens per sample, and predicted rates (or None).
+    `queries_per_second` replaces the model's f_Q for these decodes (the token budget)."""
     modality = MODALITY_NAMES[modality]
     model.eval()
     hypotheses, tokens, rates = [], [], []
@@ -84,11 +85,13 @@ def transcribe(model, processor, utterances: list[Utterance], modality: str = "a
             modality=modality,
         )
         inputs = {k: v.to(model.device) for k, v in inputs.items()}
-        media = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
-        speech = model.get_speech_embeddings(**media)
+        prompt = {k: inputs.pop(k) for k in ("input_ids", "attention_mask")}
+        with torch.no_grad():
+            speech = model.get_speech_embeddings(**inputs, queries_per_second=queries_per_second)
+            ids = model.generate(**prompt, speech_embeddings=speech, num_beams=num_beams, do_sample=False,
+                                 max_new_tokens=max_new_tokens)  # fmt: skip
         tokens += speech.num_speech_tokens.tolist()
         rates += speech.predicted_rate.tolist() if speech.predicted_rate is not None else [None] * len(batch)
-        ids = model.generate(**inputs, num_beams=num_beams, do_sample=False, max_new_tokens=max_new_tokens)
         hypotheses += processor.batch_decode(ids, skip_special_tokens=True)
     return {"hypotheses": hypotheses, "num_speech_tokens": tokens, "predicted_rates": rates}
 

@@ -37,6 +37,17 @@ TRAINED_IN_AVSR = ("audio_adapter", "video_adapter", "fusion", "qformer", "proje
 CTC_HEADS_FILE = "ctc_heads.safetensors"
 
 
+def frozen_modules(stage: str, lora_r: int) -> list[str]:
+    """The modules a stage keeps frozen (`lora_r` 0: the avsr stage trains the LLM fully)."""
+    if stage == "encoders":
+        return ["rate_predictor", "language_model", "qformer", "projector", "audio_adapter", "fusion"]
+    if stage == "lm":
+        return ["audio_encoder", "vision_encoder", "rate_predictor", "qformer", "projector", "audio_adapter", "fusion"]
+    if stage == "rate-predictor":
+        return ["audio_encoder", "vision_encoder", "language_model", "qformer", "projector", "audio_adapter", "fusion"]
+    return ["audio_encoder", "vision_encoder", "rate_predictor"] + (["language_model"] if lora_r else [])
+
+
 def load_parts(model: MMSLlamaForConditionalGeneration, folder: str | os.PathLike, stage: str) -> int:
     """Copies the weights that `stage` trained from its output folder into `model`; returns how many tensors."""
     path = Path(folder) / "model.safetensors"

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from transformers import Trainer
 from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
 from .evaluation import transcribe, word_error_rate
 
@@ -114,6 +114,14 @@ class MMSLlamaTrainer(Trainer):
         seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
         return SeededLengthGroupedSampler(batch_size, dataset.lengths, seed)
 
+    def _get_eval_sampler(self, eval_dataset):
+        """Under `group_by_length`, evaluation batches are length-grouped too (in a fixed order); else as `Trainer`
+        (whose grouped evaluation sampler needs `input_ids` in every item)."""
+        if self.args.train_sampling_strategy != "group_by_length" or not hasattr(eval_dataset, "lengths"):
+            return super()._get_eval_sampler(eval_dataset)
+        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        return SeededLengthGroupedSampler(self.args.eval_batch_size, eval_dataset.lengths, seed)
+
     def position_collator(self, epoch: int, train_dataloader, skipped_batches: int = 0) -> None:
         """Makes the training collator's random draws a function of (seed, process, batch position in the run).
 
@@ -156,7 +164,16 @@ class MMSLlamaTrainer(Trainer):
         return metrics
 
     def _save_checkpoint(self, model, trial) -> None:
-        super()._save_checkpoint(model, trial)
-        folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        """Saves as `Trainer` does, marks the checkpoint complete, and only then deletes checkpoints beyond
+        `save_total_limit` (`Trainer` deletes them before this method could mark the new one: a kill in between
+        would leave no complete checkpoint to resume from)."""
+        limit, self.args.save_total_limit = self.args.save_total_limit, None
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self.args.save_total_limit = limit
+        run_dir = self._get_output_dir(trial=trial)
+        folder = Path(run_dir) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
         if self.args.should_save and folder.exists():
             (folder / COMPLETE_MARKER).write_text("ok\n")
+            rotate_checkpoints(run_dir, limit, self.state.best_model_checkpoint, use_mtime=True)
