@@ -104,6 +104,11 @@ class MMSLlamaTrainer(Trainer):
             start_time, resume_from_checkpoint, epochs_trained, steps_trained_in_current_epoch,
         )  # fmt: skip
 
+    @property
+    def _data_seed(self) -> int:
+        """The seed of the data order and of the collator's draws: `--data_seed`, else `--seed`."""
+        return self.args.data_seed if self.args.data_seed is not None else self.args.seed
+
     def _get_train_sampler(self, train_dataset=None):
         """`--train_sampling_strategy group_by_length` batches utterances of similar duration together (by the
         dataset's `lengths`; 35% fewer padded frames on the synthetic corpus); otherwise as `Trainer`."""
@@ -111,16 +116,14 @@ class MMSLlamaTrainer(Trainer):
         if self.args.train_sampling_strategy != "group_by_length" or not hasattr(dataset, "lengths"):
             return super()._get_train_sampler(train_dataset)
         batch_size = self.args.train_batch_size * self.args.gradient_accumulation_steps
-        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
-        return SeededLengthGroupedSampler(batch_size, dataset.lengths, seed)
+        return SeededLengthGroupedSampler(batch_size, dataset.lengths, self._data_seed)
 
     def _get_eval_sampler(self, eval_dataset):
         """Under `group_by_length`, evaluation batches are length-grouped too (in a fixed order); else as `Trainer`
         (whose grouped evaluation sampler needs `input_ids` in every item)."""
         if self.args.train_sampling_strategy != "group_by_length" or not hasattr(eval_dataset, "lengths"):
             return super()._get_eval_sampler(eval_dataset)
-        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
-        return SeededLengthGroupedSampler(self.args.eval_batch_size, eval_dataset.lengths, seed)
+        return SeededLengthGroupedSampler(self.args.eval_batch_size, eval_dataset.lengths, self._data_seed)
 
     def position_collator(self, epoch: int, train_dataloader, skipped_batches: int = 0) -> None:
         """Makes the training collator's random draws a function of (seed, process, batch position in the run).
@@ -140,7 +143,7 @@ class MMSLlamaTrainer(Trainer):
         except TypeError:  # an iterable dataset: no epochs to count, keep counting
             return
         if collator.seed is None:
-            collator.seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            collator.seed = self._data_seed
         collator.stream = self.args.process_index
         collator.batches_collated = epoch * per_epoch + skipped_batches
 
