@@ -32,6 +32,7 @@ CONFIG_FLAGS = {  # each configuration's flags on top of TRAINING_FLAGS
     "grouped": ["--train_sampling_strategy", "group_by_length"],  # utterances of similar length batched together
     "worker": ["--dataloader_num_workers", "1"],  # collation in a dataloader process beside the step
     "zero2": ["--deepspeed", str(REPO_ROOT / "training" / "zero2.json")],
+    "malloc-default": ["--keep_freed_memory", "false"],  # glibc unmaps large freed blocks: pages fault anew each step
 }
 CONFIGS = tuple(CONFIG_FLAGS)
 STAGE_FLAGS = {"avsr": ["--lora_r", "0"], "encoders": ["--encoder_objective", "framewise"]}

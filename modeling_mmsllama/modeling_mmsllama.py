@@ -427,25 +427,27 @@ class MMSLlamaForConditionalGeneration(MMSLlamaPreTrainedModel, GenerationMixin)
 
     # -- input checks ---------------------------------------------------------------------------------------------------
 
-    def _check_inputs(self, input_ids, attention_mask, input_features, input_features_mask, pixel_values_videos,
-                      video_mask, labels):  # fmt: skip
-        if input_features is None and pixel_values_videos is None:
-            raise MMSLlamaInputError("Give input_features (audio), pixel_values_videos (video) or both; got neither.")
-        batch_sizes = {
-            name: tensor.shape[0]
-            for name, tensor in [("input_ids", input_ids), ("attention_mask", attention_mask),
-                                 ("input_features", input_features), ("input_features_mask", input_features_mask),
-                                 ("pixel_values_videos", pixel_values_videos), ("video_mask", video_mask),
-                                 ("labels", labels)]  # fmt: skip
-            if tensor is not None
-        }
+    @staticmethod
+    def _check_batch_sizes(**tensors) -> None:
+        batch_sizes = {name: tensor.shape[0] for name, tensor in tensors.items() if tensor is not None}
         if len(set(batch_sizes.values())) > 1:
             raise MMSLlamaInputError(f"Mismatched batch sizes: {batch_sizes}. Every input needs the same batch size.")
-        if input_ids is not None:
-            self._check_prompt(input_ids)
+
+    def _check_text(self, input_ids, attention_mask, labels, input_features, pixel_values_videos) -> None:
+        """The prompt (see `_check_prompt`), its mask and labels, and their batch size against the media's (whose own
+        shapes `get_speech_embeddings` checks)."""
+        self._check_batch_sizes(input_ids=input_ids, attention_mask=attention_mask, labels=labels,
+                                input_features=input_features, pixel_values_videos=pixel_values_videos)  # fmt: skip
+        self._check_prompt(input_ids)
         for name, other in (("attention_mask", attention_mask), ("labels", labels)):
-            if other is not None and input_ids is not None and other.shape != input_ids.shape:
+            if other is not None and other.shape != input_ids.shape:
                 raise MMSLlamaInputError(f"{name} has shape {tuple(other.shape)}, input_ids {tuple(input_ids.shape)}.")
+
+    def _check_media(self, input_features, input_features_mask, pixel_values_videos, video_mask) -> None:
+        if input_features is None and pixel_values_videos is None:
+            raise MMSLlamaInputError("Give input_features (audio), pixel_values_videos (video) or both; got neither.")
+        self._check_batch_sizes(input_features=input_features, input_features_mask=input_features_mask,
+                                pixel_values_videos=pixel_values_videos, video_mask=video_mask)  # fmt: skip
         if input_features is not None:
             expected = (self.config.audio_config.num_mel_bins, self.config.num_mel_frames)
             if input_features.ndim != 3 or tuple(input_features.shape[1:]) != expected:
@@ -539,7 +541,7 @@ class MMSLlamaForConditionalGeneration(MMSLlamaPreTrainedModel, GenerationMixin)
         `has_audio` / `has_video` (B,) bool, when given, zero the encoded stream of the samples where they are False
         (per-sample modality dropout in training; such samples allocate queries with rate 1).
         """
-        self._check_inputs(None, None, input_features, input_features_mask, pixel_values_videos, video_mask, None)
+        self._check_media(input_features, input_features_mask, pixel_values_videos, video_mask)
         num_frames = self._num_frames(input_features_mask, pixel_values_videos, video_mask)
         max_frames = int(pixel_values_videos.shape[1]) if pixel_values_videos is not None else int(num_frames.max())
         batch = len(num_frames)
@@ -714,8 +716,9 @@ class MMSLlamaForConditionalGeneration(MMSLlamaPreTrainedModel, GenerationMixin)
         has_audio, has_video (`torch.BoolTensor` of shape `(batch_size,)`, *optional*): per-sample stream presence;
             a False entry zeroes that sample's encoded stream (modality dropout).
         """
-        self._check_inputs(input_ids, attention_mask, input_features, input_features_mask, pixel_values_videos,
-                           video_mask, labels)  # fmt: skip
+        if input_ids is None:
+            raise MMSLlamaInputError("forward() needs input_ids: the prompt with its speech placeholder.")
+        self._check_text(input_ids, attention_mask, labels, input_features, pixel_values_videos)
         speech = self.get_speech_embeddings(input_features, input_features_mask, pixel_values_videos, video_mask,
                                             speech_rate, has_audio, has_video)  # fmt: skip
         inputs_embeds, attention_mask, position_ids, labels = self._merge_speech(input_ids, attention_mask, labels, speech)
@@ -775,8 +778,7 @@ class MMSLlamaForConditionalGeneration(MMSLlamaPreTrainedModel, GenerationMixin)
         if input_ids is None:
             raise MMSLlamaInputError("generate() needs input_ids: the prompt with its speech placeholder.")
         if speech_embeddings is None:
-            self._check_inputs(input_ids, attention_mask, input_features, input_features_mask, pixel_values_videos,
-                               video_mask, None)  # fmt: skip
+            self._check_text(input_ids, attention_mask, None, input_features, pixel_values_videos)
             speech = self.get_speech_embeddings(input_features, input_features_mask, pixel_values_videos, video_mask,
                                                 speech_rate, has_audio, has_video, queries_per_second, max_rate)  # fmt: skip
         else:

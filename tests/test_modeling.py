@@ -311,6 +311,7 @@ def test_bad_inputs_raise_clear_errors():
         ({"pixel_values_videos": good["pixel_values_videos"][..., :64]}, "pixel_values_videos must have shape"),
         ({"pixel_values_videos": good["pixel_values_videos"].to(torch.uint8)}, "normalised floats"),
         ({"video_mask": good["video_mask"][:1]}, "Mismatched batch sizes"),
+        ({"input_ids": good["input_ids"][:1], "attention_mask": good["attention_mask"][:1]}, "Mismatched batch sizes"),
         ({"input_ids": good["input_ids"].masked_fill(good["input_ids"] == SPEECH, BOS)}, "exactly one speech placeholder"),
         ({"input_ids": good["input_ids"].float()}, "integer token ids"),
     ]
@@ -323,6 +324,8 @@ def test_bad_inputs_raise_clear_errors():
         model(input_features=good["input_features"], **prompts(batch=2))
     with pytest.raises(MMSLlamaInputError, match="got neither"):
         model(**prompts(batch=2))
+    with pytest.raises(MMSLlamaInputError, match="needs input_ids"):
+        model(**media(model.config, [30, 20]))
 
 
 def test_utterance_audio_window_matches_full_window_on_full_length_clips():

@@ -26,6 +26,7 @@ from .collator import AVSRCollator, TextCollator, training_noises
 from .ctc import CTCVocabulary
 from .data import AVSRDataset, load_split
 from .evaluation import evaluate, evaluation_noise, format_table, write_report
+from .memory import keep_freed_memory
 from .stages import (STAGES, EncoderStageModel, LanguageModelStage, RatePredictorStage, add_lora, build_model,
                      frozen_modules)
 from .trainer import MMSLlamaTrainer, latest_complete_checkpoint
@@ -66,6 +67,8 @@ class StageArguments:
     wer_samples: int = field(default=64, metadata={"help": "avsr: validation utterances transcribed per evaluation"})
     resume: bool = field(default=True, metadata={"help": "continue from the newest complete checkpoint in --out"})
     skip_bad_samples: bool = field(default=True, metadata={"help": "report and skip unreadable samples (else stop)"})
+    keep_freed_memory: bool = field(default=True, metadata={"help": "keep freed memory in the process for the next "
+                                    "step instead of mapping it anew (glibc; faster steps, see training/memory.py)"})
 
 
 def _build_without_zero3_init(training: TrainingArguments, *build_args):
@@ -100,6 +103,8 @@ def train(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None
     if args.valid_split == "test":
         raise MMSLlamaInputError("--valid_split must not be the test split: validate on held-out data you do not report.")
     training = _training_args(args, training)
+    if args.keep_freed_memory:
+        keep_freed_memory()
     set_seed(training.seed)
 
     overrides = json.loads(args.config_overrides) if args.config_overrides else {}
@@ -226,7 +231,11 @@ def eval_command(argv: list[str] | None = None) -> dict:
     parser.add_argument("--num_beams", type=int, default=5)
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--out", default=None, help="where eval.json/.md/.png go (default: the model folder)")
+    parser.add_argument("--no_keep_freed_memory", dest="keep_freed_memory", action="store_false",
+                        help="let glibc give freed memory back to the OS (slower; see training/memory.py)")
     args = parser.parse_args(argv)
+    if args.keep_freed_memory:
+        keep_freed_memory()
     if args.noise_split == args.split:
         raise SystemExit("--noise_split must differ from --split, so the babble holds no evaluated utterance")
     model = MMSLlamaForConditionalGeneration.from_pretrained(args.model, dtype=torch.float32).eval()

@@ -47,7 +47,7 @@ COMMON = ["--preset", "demo", "--seed", str(SEED), "--report_to", "none", "--log
 # the 2-core budget (RECIPE.md)
 STEPS = {
     "encoders": ("encoders", "enc", [
-        "--max_steps", "2000", "--per_device_train_batch_size", "16", "--learning_rate", "1.5e-3", "--warmup_steps",
+        "--max_steps", "1500", "--per_device_train_batch_size", "16", "--learning_rate", "1.5e-3", "--warmup_steps",
         "100", "--noise_probability", "0.5", "--eval_strategy", "no",
         "--encoder_objective", "framewise",  # each frame's phoneme: dense features for the Q-Former
     ], []),
@@ -58,7 +58,7 @@ STEPS = {
     # The avsr stage starts its LLM from scratch, as demo-recipe.md did: started from the `lm` stage's text-trained
     # Llama, it kept predicting the grammar and ignored the speech (77.8% valid WER = chance after 500 steps).
     "avsr": ("avsr", "avsr", [
-        "--max_steps", "2000", "--per_device_train_batch_size", "16", "--learning_rate", "1e-3", "--warmup_steps", "100",
+        "--max_steps", "2500", "--per_device_train_batch_size", "16", "--learning_rate", "1e-3", "--warmup_steps", "100",
         "--eval_strategy", "steps", "--eval_steps", "500", "--wer_samples", "48", "--noise_probability", "0.5",
         "--lora_r", "0",  # the demo's small LLM trains fully, as in demo-recipe.md
         "--config_overrides", json.dumps({"queries_per_second": AVSR_QUERIES_PER_SECOND}),
