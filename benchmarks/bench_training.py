@@ -1,8 +1,9 @@
-"""Training throughput and peak memory of a stage (`avsr` by default): plain, length-grouped batches, one dataloader
-worker, DeepSpeed ZeRO-2.
+"""Training throughput and peak memory of a stage (`avsr` by default): plain, glibc's default allocator behaviour,
+length-grouped batches, one dataloader worker, DeepSpeed ZeRO-2.
 
     python -m benchmarks.bench_training                      # demo preset, writes benchmarks/RESULTS_training.md
-    python -m benchmarks.bench_training --configs plain grouped --stage encoders --out /tmp/encoders.md
+    python -m benchmarks.bench_training --stage encoders     # writes benchmarks/RESULTS_training_encoders.md
+    python -m benchmarks.bench_training --configs plain grouped --out /tmp/avsr.md
 
 Each configuration trains in its own process (`--worker CONFIG`, this module run again), so that the DeepSpeed
 process group and the memory peak of one run cannot leak into the next. ZeRO-2 runs as one process on the CPU (gloo,
@@ -41,7 +42,7 @@ BENCH_CORPUS = REPO_ROOT / "data" / "synthgrid-bench"  # generated when --data h
 BENCH_CORPUS_UTTERANCES = 200
 RSS_INTERVAL_S = 0.01  # sampling period of the memory probe
 GIB = 2**30  # bytes
-RESULTS = BENCH_DIR / "RESULTS_training.md"
+RESULTS = {"avsr": BENCH_DIR / "RESULTS_training.md", "encoders": BENCH_DIR / "RESULTS_training_encoders.md"}
 TRAINING_FLAGS = ["--learning_rate", "1e-3", "--logging_steps", "1", "--seed", "0", "--report_to", "none",
                   "--disable_tqdm", "true", "--save_strategy", "no", "--eval_strategy", "no",
                   "--dataloader_num_workers", "0"]  # fmt: skip
@@ -193,14 +194,17 @@ def report(results: dict, args: argparse.Namespace, mean_duration: float) -> str
         (f"`training.cli.train` (what `mmsllama-train` runs) on the `{args.stage}` stage of the `{args.preset}` preset "
          f"with random weights ({' '.join(STAGE_FLAGS[args.stage])}), AdamW at lr 1e-3, the default noise and crop "
          f"augmentation (and modality dropout in avsr), batch {args.batch_size}, random batches, "
-         "`--dataloader_num_workers 0` (collation is in the step). `grouped` batches utterances of similar length "
+         "`--dataloader_num_workers 0` (collation is in the step), freed memory kept in the process "
+         "(`training/memory.py`). `malloc-default` lets glibc unmap large freed blocks (`--keep_freed_memory false`), "
+         "so each step faults its buffers in anew; `grouped` batches utterances of similar length "
          "(`--train_sampling_strategy group_by_length`: less padding); `worker` collates in one dataloader process; "
          "`zero2` adds `--deepspeed training/zero2.json` as one process on the CPU. Each run is a fresh process and "
          f"trains {total_steps} steps over the first {args.batch_size * total_steps} training utterances of `{data}` "
          f"(mean {mean_duration:.2f} s; one epoch when the split has that many). A step's time runs from "
          "the end of the step before it to its own end (`TrainerCallback.on_step_end`); after "
          f"{args.warmup_steps} warm-up step(s), the mean of the next {args.steps} is reported (not the median: grouped "
-         "batches differ in length by design), so model building, data decoding and DeepSpeed's set-up are not counted. Utterances/s = batch / (s/step); audio s/s = batch x "
+         "batches differ in length by design), so model building, data decoding and DeepSpeed's set-up are not "
+         "counted. Utterances/s = batch / (s/step); audio s/s = batch x "
          "mean utterance length / (s/step). With one process ZeRO-2 has nothing to partition: the comparison shows "
          "its overhead (flat copies of the trained weights and their gradients, bucketed reduction), not the savings "
          f"it brings across processes. Peak RSS: the worker's resident set, sampled every {RSS_INTERVAL_S * 1000:g} ms "
@@ -231,7 +235,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup_steps", type=int, default=5, help="untimed steps first (at least 1)")
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS))
-    parser.add_argument("--out", default=str(RESULTS), help="the Markdown results file")
+    parser.add_argument("--out", default=None, help="the Markdown results file (default: the stage's RESULTS_training*.md)")
     parser.add_argument("--worker", choices=CONFIGS, help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -249,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
     mean_duration = mean_duration_s(args.data, args.batch_size * (args.warmup_steps + args.steps))
     results = {config: summarize(measure(config, args), args.batch_size, mean_duration) for config in args.configs}
     text = report(results, args, mean_duration)
-    Path(args.out).write_text(text)
+    Path(args.out or RESULTS[args.stage]).write_text(text)
     print(text)
 
 

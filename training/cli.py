@@ -103,8 +103,6 @@ def train(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None
     if args.valid_split == "test":
         raise MMSLlamaInputError("--valid_split must not be the test split: validate on held-out data you do not report.")
     training = _training_args(args, training)
-    if args.keep_freed_memory:
-        keep_freed_memory()
     set_seed(training.seed)
 
     overrides = json.loads(args.config_overrides) if args.config_overrides else {}
@@ -159,6 +157,8 @@ def train(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None
     checkpoint = latest_complete_checkpoint(args.out) if args.resume else None
     if checkpoint:
         print(f"resuming from {checkpoint}")
+    if args.keep_freed_memory:  # after the data are loaded: decoding's temporary buffers do not stay resident
+        keep_freed_memory()
     trainer.train(resume_from_checkpoint=checkpoint)
     out = _save_final(trainer, module, model, processor, args)
     if args.stage == "encoders" and trainer.args.should_save:
@@ -234,14 +234,14 @@ def eval_command(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no_keep_freed_memory", dest="keep_freed_memory", action="store_false",
                         help="let glibc give freed memory back to the OS (slower; see training/memory.py)")
     args = parser.parse_args(argv)
-    if args.keep_freed_memory:
-        keep_freed_memory()
     if args.noise_split == args.split:
         raise SystemExit("--noise_split must differ from --split, so the babble holds no evaluated utterance")
     model = MMSLlamaForConditionalGeneration.from_pretrained(args.model, dtype=torch.float32).eval()
     processor = MMSLlamaProcessor.for_model(args.model, model.config)
     utterances = load_split(args.data, args.split, args.limit, max_frames=model.config.max_video_frames)
     noise = evaluation_noise(load_split(args.data, args.noise_split, 200))
+    if args.keep_freed_memory:  # after the data are loaded, as in `train`
+        keep_freed_memory()
     report = evaluate(model, processor, utterances, noise, args.snr, args.modality, args.batch_size, args.num_beams)
     report["model"], report["split"] = str(args.model), args.split
     write_report(report, Path(args.out or args.model))

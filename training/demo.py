@@ -37,14 +37,15 @@ DEMO_EVAL_UTTERANCES = 240  # the same speakers as the full corpus; its test spl
 # windowed query saw about 1 s, two to three words, and stage 2 learned more slowly
 AVSR_QUERIES_PER_SECOND = 4.5
 # Batches are collated in the training process: a dataloader worker only competes with the step for the 2 cores
-# (avsr steps 1.19x slower with one, benchmarks/RESULTS_training.md). Random batches, not length-grouped ones: grouped
+# (avsr steps 1.24x slower with one, benchmarks/RESULTS_training.md). Random batches, not length-grouped ones: grouped
 # steps are 1.2x faster but learned less per step here (avsr valid WER 31.6% against 24.0% after 500 steps; encoders
 # 63.5-66.4% against 57.2% phone error after 2,000), more than the time they save.
 COMMON = ["--preset", "demo", "--seed", str(SEED), "--report_to", "none", "--logging_steps", "50",
           "--save_steps", "500", "--save_total_limit", "1", "--dataloader_num_workers", "0",
           "--lr_scheduler_type", "cosine", "--disable_tqdm", "false"]  # fmt: skip
 # step: (stage, output folder, extra flags, earlier steps' folders it reads); steps and learning rates measured to fit
-# the 2-core budget (RECIPE.md)
+# the 2-core budget (RECIPE.md). Encoders 1,500 steps and avsr 2,500 (was 2,000 each, 41.3 min): an encoders step costs
+# 0.47 s, an avsr step 0.41, and more avsr steps were what lowered the WER (session 3: 7.4 -> 5.0% with 1,000 more).
 STEPS = {
     "encoders": ("encoders", "enc", [
         "--max_steps", "1500", "--per_device_train_batch_size", "16", "--learning_rate", "1.5e-3", "--warmup_steps",

@@ -3,8 +3,10 @@
 glibc's malloc serves large blocks (above its mmap threshold, 128 KiB to 32 MiB) with a fresh `mmap` and unmaps them
 when they are freed. A training step allocates the same large buffers every time (the padded video batch, 45 MB at
 batch 16; the STFT of the log-mels; activations and gradients), so every step pays a page fault per 4 KiB page to map
-them again: 13% of an encoders-stage step on our 2 cores (`benchmarks/RESULTS_training_encoders.md`). With mmap off
-and trimming off, freed blocks stay in the heap and the next step reuses them. The numbers computed are unchanged.
+them again: avsr steps 1.06-1.10x and encoders-stage steps 0.99-1.14x slower on our 2 cores
+(`benchmarks/RESULTS_training*.md`). With mmap off and trimming off, freed blocks stay in the heap and the next step
+reuses them. The numbers computed are unchanged; the price is a resident set that stays near its peak, since heap
+fragments are not given back: call it once the data are loaded (`docs/training.md`).
 """
 
 import ctypes
