@@ -782,7 +782,7 @@ class MMSLlamaForConditionalGeneration(MMSLlamaPreTrainedModel, GenerationMixin)
             speech = self.get_speech_embeddings(input_features, input_features_mask, pixel_values_videos, video_mask,
                                                 speech_rate, has_audio, has_video, queries_per_second, max_rate)  # fmt: skip
         else:
-            self._check_prompt(input_ids)
+            self._check_text(input_ids, attention_mask, None, None, None)
             if len(speech_embeddings.embeddings) != len(input_ids):
                 raise MMSLlamaInputError(
                     f"speech_embeddings hold {len(speech_embeddings.embeddings)} clips for {len(input_ids)} prompts."
