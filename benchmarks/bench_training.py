@@ -235,7 +235,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup_steps", type=int, default=5, help="untimed steps first (at least 1)")
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS))
-    parser.add_argument("--out", default=None, help="the Markdown results file (default: the stage's RESULTS_training*.md)")
+    parser.add_argument("--out", default=None,
+                        help="the Markdown results file (default: the stage's RESULTS_training*.md)")
     parser.add_argument("--worker", choices=CONFIGS, help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
