@@ -206,7 +206,8 @@ class AVHubertResNetEncoder(nn.Module):
         if self.input_pool > 1:
             video = F.avg_pool3d(video, kernel_size=(1, self.input_pool, self.input_pool))
         x = self.frontend3D(video)  # (B, C, T, H/4, W/4)
-        x = x.transpose(1, 2).flatten(0, 1)  # (B*T, C, H/4, W/4)
+        # (B*T, C, H/4, W/4) laid out channels-last, which the 2-D convolutions run faster on (fewer layout copies)
+        x = x.permute(0, 2, 3, 4, 1).flatten(0, 1).permute(0, 3, 1, 2)
         return self.trunk(x).view(batch, num_frames, -1)
 
 

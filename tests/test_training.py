@@ -14,7 +14,7 @@ from training.augment import EncoderAugment, warp_frequency
 from training.collator import AVSRCollator, TextCollator
 from training.ctc import CTCVocabulary
 from training.data import Utterance, load_split
-from training.diagnostics import oracle_features, run
+from training.diagnostics import oracle_features, run, slot_cross_entropy
 from training.evaluation import noisy_audio, normalize_text, token_error_rate, word_error_rate
 
 
@@ -198,6 +198,20 @@ def test_oracle_features_are_dense_or_spiky_one_hots():
     spiky = oracle_features(timings, inventory, 20, 8, "spiky")
     assert spiky[:, 7].eq(0).sum() == 3  # one frame per phoneme; the blank unit on every other frame
     assert [int(spiky[:, i].argmax()) for i in range(3)] == [2, 6, 11]  # each phoneme's middle frame
+
+
+def test_slot_cross_entropy_reads_each_transcript_position_past_the_merged_speech():
+    torch.manual_seed(0)
+    labels = torch.full((2, 12), -100)
+    labels[:, 4:11] = torch.randint(0, 9, (2, 7))  # six words and EOS after a 4-token prompt, one pad at the end
+    logits = torch.randn(2, 12 + 5, 9)  # five speech tokens merged in (six in the longer row, one pad in the other)
+    per_slot = slot_cross_entropy(logits, labels)
+    expected = [
+        torch.nn.functional.cross_entropy(logits[:, 5 + 4 + k - 1], labels[:, 4 + k]).item() for k in range(7)
+    ]  # the logits predicting a label sit one position before it
+    assert per_slot.shape == (7,) and torch.allclose(per_slot, torch.tensor(expected))
+    labels[0, 10] = -100  # a transcript that is not one token per word
+    assert slot_cross_entropy(logits, labels) is None
 
 
 def test_oracle_test_bed_learns_from_oracle_features(synth_corpus):

@@ -33,9 +33,13 @@ EVAL_UTTERANCES = 120  # of the 249 test utterances: 11 beam-5 decodes of them t
 DEMO_EVAL_CORPUS = Path("data/synthgrid-demo")
 DEMO_EVAL_UTTERANCES = 240  # the same speakers as the full corpus; its test split holds 30 held-out utterances
 
-# demo-recipe.md's query density (N = 3 x seconds x 1.5; about 0.67 s per Q-Former window): at the paper's 3/s each
-# windowed query saw about 1 s, two to three words, and stage 2 learned more slowly
-AVSR_QUERIES_PER_SECOND = 4.5
+# Queries per second of the avsr stage (the paper: 3). The letter slot (25 short, confusable words) is the one the model
+# learns last and gets wrong most (5.5 of 7.5 WER points of the 4.5/s model were letters): with oracle phoneme features
+# (`python -m training.diagnostics`) its cross-entropy after 600 steps fell with more queries, 1.33 / 1.04 / 0.82 nats
+# at 4.5 / 6 / 7.5 per second (two seeds at 4.5 and 6), while a narrower window or a third Q-Former layer did not help.
+# The full recipe at 6/s: letter errors 33.3 -> 19.7% and clean AV WER 7.5 -> 4.0% (greedy, 249 test utterances), for
+# 6.1 speech tokens per second instead of 4.6.
+AVSR_QUERIES_PER_SECOND = 6.0
 # Batches are collated in the training process: a dataloader worker only competes with the step for the 2 cores
 # (avsr steps 1.24x slower with one, benchmarks/RESULTS_training.md). Random batches, not length-grouped ones: grouped
 # steps are 1.2x faster but learned less per step here (avsr valid WER 31.6% against 24.0% after 500 steps; encoders
@@ -44,11 +48,12 @@ COMMON = ["--preset", "demo", "--seed", str(SEED), "--report_to", "none", "--log
           "--save_steps", "500", "--save_total_limit", "1", "--dataloader_num_workers", "0",
           "--lr_scheduler_type", "cosine", "--disable_tqdm", "false"]  # fmt: skip
 # step: (stage, output folder, extra flags, earlier steps' folders it reads); steps and learning rates measured to fit
-# the 2-core budget (RECIPE.md). Encoders 1,500 steps and avsr 2,500 (was 2,000 each, 41.3 min): an encoders step costs
-# 0.47 s, an avsr step 0.41, and more avsr steps were what lowered the WER (session 3: 7.4 -> 5.0% with 1,000 more).
+# the 2-core budget (RECIPE.md). The avsr stage gets the most steps: more of them were what lowered the WER (session 3:
+# 7.4 -> 5.0% with 1,000 more). At 6 queries/s with encoders 1,500, noise pass 500 and 5 validations the recipe took
+# 41.9 min; encoders 1,300, noise pass 400 and 2 validations brought it to 35.6 (RECIPE.md).
 STEPS = {
     "encoders": ("encoders", "enc", [
-        "--max_steps", "1500", "--per_device_train_batch_size", "16", "--learning_rate", "1.5e-3", "--warmup_steps",
+        "--max_steps", "1300", "--per_device_train_batch_size", "16", "--learning_rate", "1.5e-3", "--warmup_steps",
         "100", "--noise_probability", "0.5", "--eval_strategy", "no",
         "--encoder_objective", "framewise",  # each frame's phoneme: dense features for the Q-Former
     ], []),
@@ -60,14 +65,14 @@ STEPS = {
     # Llama, it kept predicting the grammar and ignored the speech (77.8% valid WER = chance after 500 steps).
     "avsr": ("avsr", "avsr", [
         "--max_steps", "2500", "--per_device_train_batch_size", "16", "--learning_rate", "1e-3", "--warmup_steps", "100",
-        "--eval_strategy", "steps", "--eval_steps", "500", "--wer_samples", "48", "--noise_probability", "0.5",
+        "--eval_strategy", "steps", "--eval_steps", "1250", "--wer_samples", "48", "--noise_probability", "0.5",
         "--lora_r", "0",  # the demo's small LLM trains fully, as in demo-recipe.md
         "--config_overrides", json.dumps({"queries_per_second": AVSR_QUERIES_PER_SECOND}),
     ], ["--encoders", "enc", "--rate-predictor", "sr"]),
-    # then more, and lower, noise: after the first pass AV fell 3.8 points behind video-only at -5 dB; 500 steps with
-    # noise on 75% of clips, half of them at -5 or 0 dB, put it ahead (RECIPE.md)
+    # then more, and lower, noise: after the first pass AV fell 3.8 points behind video-only at -5 dB (at 4.5 queries/s);
+    # 400-500 steps with noise on 75% of clips, half of them at -5 or 0 dB, put it ahead (RECIPE.md)
     "avsr-noise": ("avsr", "avsr-noise", [
-        "--max_steps", "500", "--per_device_train_batch_size", "16", "--learning_rate", "3e-4", "--warmup_steps", "20",
+        "--max_steps", "400", "--per_device_train_batch_size", "16", "--learning_rate", "3e-4", "--warmup_steps", "20",
         "--eval_strategy", "no", "--lora_r", "0", "--noise_probability", "0.75",
         "--noise_snrs", "-5", "-5", "0", "0", "5", "10",
     ], ["--init", "avsr"]),

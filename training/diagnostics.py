@@ -11,7 +11,8 @@ give blank on 87% of audio frames).
     python -m training.diagnostics --data data/synthgrid --config_overrides '{"qformer_window": null}'
 
 Prints the transcript cross-entropy every `--log_every` steps beside the level of the grammar alone, which a model that
-ignores the speech reaches and cannot pass.
+ignores the speech reaches and cannot pass, and the cross-entropy of each grammar slot (the letter slot, 25 short and
+confusable words, is the one the demo model gets wrong most).
 """
 
 import argparse
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 
 from modeling_mmsllama import MMSLlamaConfig, MMSLlamaForConditionalGeneration, MMSLlamaProcessor
-from processing.synth.grammar import SLOTS
+from processing.synth.grammar import SLOT_NAMES, SLOTS
 
 from .collator import AVSRCollator
 from .data import Utterance, load_split
@@ -71,6 +72,22 @@ def grammar_level(utterances: list[Utterance], tokenizer) -> float:
     return nats * len(utterances) / tokens
 
 
+def slot_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | None:
+    """Mean cross-entropy (nats) of each transcript token position: (WORDS_PER_SENTENCE + 1,), EOS last; None when a
+    row's transcript is not one token per word (a tokenizer other than the demo's word vocabulary).
+
+    logits (B, L', V) of the merged sequence; labels (B, L) as the collator gives them. Rows are left-padded when the
+    speech is merged in, so a label keeps its distance from the end of its row: label k sits at L' - L + k.
+    """
+    shift = logits.shape[1] - labels.shape[1]
+    predicted = logits[:, shift - 1 : -1].float()  # the logits that predict labels[:, k] sit at shift - 1 + k
+    is_label = labels != -100
+    if not bool((is_label.sum(-1) == len(SLOTS) + 1).all()):
+        return None
+    losses = torch.nn.functional.cross_entropy(predicted.transpose(1, 2), labels.clamp(min=0), reduction="none")
+    return losses[is_label].view(len(labels), len(SLOTS) + 1).mean(0)
+
+
 def run(data: str, steps: int = 300, kind: str = "dense", overrides: dict | None = None, batch_size: int = 16,
         learning_rate: float = 1e-3, preset: str = "demo", seed: int = 0, log_every: int = 25) -> list[float]:  # fmt: skip
     """Trains the avsr stage's parts (LLM included, from scratch) on oracle features; returns the loss per step."""
@@ -96,7 +113,7 @@ def run(data: str, steps: int = 300, kind: str = "dense", overrides: dict | None
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=learning_rate, weight_decay=0.0)
     warmup = max(1, steps // 6)
     rng = np.random.default_rng(seed)
-    losses, start = [], time.time()
+    losses, slot_losses, start = [], [], time.time()
     for step in range(1, steps + 1):
         rows = rng.choice(len(utterances), batch_size, replace=False)
         batch = collator([utterances[i] for i in rows])
@@ -104,14 +121,23 @@ def run(data: str, steps: int = 300, kind: str = "dense", overrides: dict | None
         model.oracle_audio = torch.stack([oracle_features(timings[i], inventory, audio_frames, dim, kind) for i in rows])
         for group in optimizer.param_groups:
             group["lr"] = learning_rate * min(1.0, step / warmup)
-        loss = model(**batch).loss
+        outputs = model(**batch)
+        loss = outputs.loss
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         losses.append(loss.item())
+        with torch.no_grad():
+            per_slot = slot_cross_entropy(outputs.logits, batch["labels"])
+        if per_slot is not None:
+            slot_losses.append(per_slot.numpy())
         if step % log_every == 0 or step == steps:
-            print(f"step {step}: loss {np.mean(losses[-log_every:]):.3f} ({time.time() - start:.0f} s)", flush=True)
+            slots = ""
+            if slot_losses:
+                recent = np.mean(slot_losses[-log_every:], axis=0)
+                slots = "; per slot " + " ".join(f"{name} {value:.2f}" for name, value in zip(SLOT_NAMES, recent))
+            print(f"step {step}: loss {np.mean(losses[-log_every:]):.3f}{slots} ({time.time() - start:.0f} s)", flush=True)
     return losses
 
 
