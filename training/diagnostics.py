@@ -73,7 +73,7 @@ def grammar_level(utterances: list[Utterance], tokenizer) -> float:
 
 
 def slot_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | None:
-    """Mean cross-entropy (nats) of each transcript token position: (WORDS_PER_SENTENCE + 1,), EOS last; None when a
+    """Mean cross-entropy (nats) of each transcript token position: (len(SLOTS) + 1,), EOS last; None when a
     row's transcript is not one token per word (a tokenizer other than the demo's word vocabulary).
 
     logits (B, L', V) of the merged sequence; labels (B, L) as the collator gives them. Rows are left-padded when the
