@@ -69,8 +69,8 @@ STEPS = {
         "--lora_r", "0",  # the demo's small LLM trains fully, as in demo-recipe.md
         "--config_overrides", json.dumps({"queries_per_second": AVSR_QUERIES_PER_SECOND}),
     ], ["--encoders", "enc", "--rate-predictor", "sr"]),
-    # then more, and lower, noise: after the first pass AV fell 3.8 points behind video-only at -5 dB (at 4.5 queries/s);
-    # 400-500 steps with noise on 75% of clips, half of them at -5 or 0 dB, put it ahead (RECIPE.md)
+    # then more, and lower, noise: after the first pass AV fell 3.8 points behind video-only at -5 dB (at 4.5
+    # queries/s); 400-500 steps with noise on 75% of clips, half of them at -5 or 0 dB, put it ahead (RECIPE.md)
     "avsr-noise": ("avsr", "avsr-noise", [
         "--max_steps", "400", "--per_device_train_batch_size", "16", "--learning_rate", "3e-4", "--warmup_steps", "20",
         "--eval_strategy", "no", "--lora_r", "0", "--noise_probability", "0.75",

@@ -137,7 +137,8 @@ def run(data: str, steps: int = 300, kind: str = "dense", overrides: dict | None
             if slot_losses:
                 recent = np.mean(slot_losses[-log_every:], axis=0)
                 slots = "; per slot " + " ".join(f"{name} {value:.2f}" for name, value in zip(SLOT_NAMES, recent))
-            print(f"step {step}: loss {np.mean(losses[-log_every:]):.3f}{slots} ({time.time() - start:.0f} s)", flush=True)
+            loss_text = f"loss {np.mean(losses[-log_every:]):.3f}{slots}"
+            print(f"step {step}: {loss_text} ({time.time() - start:.0f} s)", flush=True)
     return losses
 
 

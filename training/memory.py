@@ -22,8 +22,8 @@ def keep_freed_memory() -> bool:
     """Asks glibc's malloc to serve every block from its heap and never to give freed memory back to the OS.
 
     Process-wide and for the rest of the process; the training and evaluation commands call it once their data are
-    decoded, the library never does. The resident set then stays near its peak instead of shrinking between steps. Returns whether the
-    settings took (False where the C library is not glibc, e.g. macOS or musl).
+    decoded, the library never does. The resident set then stays near its peak instead of shrinking between steps.
+    Returns whether the settings took (False where the C library is not glibc, e.g. macOS or musl).
     """
     name = ctypes.util.find_library("c")
     try:
