@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from transformers import TrainerCallback
 
 from modeling_mmsllama import MMSLlamaConfig, MMSLlamaForConditionalGeneration, MMSLlamaInputError
 from modeling_mmsllama.processing_mmsllama import MMSLlamaProcessor
@@ -171,10 +172,19 @@ def test_every_stage_learns_and_saves_a_loadable_model(synth_corpus, tmp_path):
     losses = _losses(tmp_path / "framewise")
     assert np.mean(losses[-5:]) < np.mean(losses[:5]), losses
 
-    # fine-tuning starts from every weight of a trained model
+    # fine-tuning starts from every weight of a trained model; --augment_encoders perturbs the avsr stage's inputs too
+    collators = _TrainingCollator()
     train(["--stage", "avsr", "--init", str(tmp_path / "avsr"), "--out", str(tmp_path / "finetuned"), *common,
-           "--learning_rate", "1e-3"])  # fmt: skip
+           "--learning_rate", "1e-3", "--augment_encoders", "true"], callbacks=[collators])  # fmt: skip
     assert _losses(tmp_path / "finetuned")[0] < _losses(tmp_path / "avsr")[0]
+    assert isinstance(collators.collator.encoder_augment, EncoderAugment)
+
+
+class _TrainingCollator(TrainerCallback):
+    """Keeps the collator of the training batches."""
+
+    def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
+        self.collator = train_dataloader.collate_fn
 
 
 def test_validation_on_the_test_split_is_refused(synth_corpus, tmp_path):

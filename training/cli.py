@@ -55,8 +55,8 @@ class StageArguments:
     drop_audio: float = field(default=0.1, metadata={"help": "avsr: probability of zeroing a sample's audio"})
     drop_video: float = field(default=0.25, metadata={"help": "avsr: probability of zeroing a sample's video"})
     augment_video: bool = field(default=True, metadata={"help": "random crop and flip of mouth crops"})
-    augment_encoders: bool = field(default=False, metadata={"help": "encoders: frequency warp and masks of the "
-                                   "log-mels, gain, offset and time masks of the video (training/augment.py)"})
+    augment_encoders: bool = field(default=False, metadata={"help": "encoders and avsr: frequency warp and masks of "
+                                   "the log-mels, gain, offset and time masks of the video (training/augment.py)"})
     ctc_units: str = field(default="auto", metadata={"help": "encoders: CTC on 'phonemes' (from {split}.phn), "
                            "'characters', or 'auto' (phonemes when the training split has them)"})
     encoder_objective: str = field(default="ctc", metadata={"help": "encoders: 'ctc', or 'framewise' (each frame's "
@@ -120,13 +120,13 @@ def train(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None
         noise = NoiseAugmenter(training_noises(train_utts, training.seed), tuple(args.noise_snrs), args.noise_probability)
 
     wer_utterances = None
+    augment = EncoderAugment() if args.augment_encoders else None
     if args.stage == "encoders":
         # the inventory covers the validation labels too, so a unit rare enough to miss the training split is no error
         vocabulary = CTCVocabulary.from_utterances(_ctc_units(args.ctc_units, train_utts), train_utts + valid_utts)
         print(f"encoders: {args.encoder_objective} on {len(vocabulary) - 1} {vocabulary.units}")
         module = EncoderStageModel(model, vocabulary, args.encoder_objective)
         framewise = args.encoder_objective == "framewise"
-        augment = EncoderAugment() if args.augment_encoders else None
         collator = AVSRCollator(processor, noise, augment=args.augment_video, with_text=False, ctc=vocabulary,
                                 encoder_augment=augment, frame_targets=framewise)
         eval_collator = AVSRCollator(processor, with_text=False, ctc=vocabulary, frame_targets=framewise)
@@ -138,7 +138,8 @@ def train(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None
         collator = eval_collator = AVSRCollator(processor, with_text=False, modality="audio")
     else:
         module = add_lora(model, args.lora_r, args.lora_alpha, args.lora_dropout) if args.lora_r else model
-        collator = AVSRCollator(processor, noise, args.drop_audio, args.drop_video, args.augment_video)
+        collator = AVSRCollator(processor, noise, args.drop_audio, args.drop_video, args.augment_video,
+                                encoder_augment=augment)
         eval_collator = AVSRCollator(processor)
         wer_utterances = valid_utts[: args.wer_samples]
 
