@@ -1,4 +1,5 @@
-"""Feature-level augmentation for the encoders stage, so the encoders generalise to voices and faces they never saw.
+"""Feature-level augmentation of the encoders' inputs, so that the encoders (encoders stage) and the parts reading them
+(avsr stage) generalise to voices and faces they never saw.
 
 Trained on the synthetic corpus's 18 training speakers, the demo encoders reached 1.6% phone error on training
 speakers and 35% (audio) / 42% (video) on held-out ones: they learned the speakers. `EncoderAugment` perturbs what
@@ -57,7 +58,8 @@ class EncoderAugment:
     def video(self, pixels: torch.Tensor, mask: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         """(B, T, C, H, W) normalised pixels with `mask` (B, T) True on real frames -> jittered and masked copy.
 
-        One pass over the pixels (a clip is ~0.5 M of them): the gain and offset are per frame, 1 and 0 on padding.
+        Two passes over the pixels (a clip holds ~0.5 M): their means, then gain and offset per frame (1 and 0 on
+        padding).
         """
         lengths = mask.sum(-1)
         gains, offsets, spans = [], [], []

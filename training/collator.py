@@ -51,7 +51,8 @@ class AVSRCollator:
         ctc (`CTCVocabulary`, *optional*): also return `ctc_labels` (its unit ids, -100 padded) for the encoders stage.
         frame_targets (`bool`): with `ctc`, also return `audio_frame_labels` (B, 2T) at 50 Hz and `video_frame_labels`
             (B, T) at 25 Hz, the phoneme of every frame (framewise encoder objective).
-        encoder_augment (`EncoderAugment`, *optional*): feature-level audio and video augmentation (encoders stage).
+        encoder_augment (`EncoderAugment`, *optional*): feature-level audio and video augmentation of the encoders'
+            inputs (encoders and avsr stages).
         modality (`str`): `"av"`, `"audio"` or `"video"`: which streams to feed at all.
         seed (`int`, *optional*): makes the batch seeds `batch_seed(seed, stream, position)`, where `position`
             (attribute `batches_collated`) counts the batches collated so far and `stream` (attribute) is the process
