@@ -2,7 +2,7 @@
 
     python -m benchmarks.pareto --model demo_model --data data/synthgrid --limit 100
 
-The model was trained at its config's f_Q (the demo model: 6 queries per second); the other rates use the first N
+The model was trained at its config's f_Q (the demo model: 7.5 queries per second); the other rates use the first N
 learned queries at inference only, as a user lowering or raising the budget would. Also compares the Whisper window:
 the clip's own frames (`audio_window="utterance"`, as trained) against the full window. Writes `benchmarks/RESULTS_pareto.md` and
 `benchmarks/pareto.png`.

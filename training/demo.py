@@ -37,9 +37,11 @@ DEMO_EVAL_UTTERANCES = 240  # the same speakers as the full corpus; its test spl
 # learns last and gets wrong most (5.5 of 7.5 WER points of the 4.5/s model were letters): with oracle phoneme features
 # (`python -m training.diagnostics`) its cross-entropy after 600 steps fell with more queries, 1.33 / 1.04 / 0.82 nats
 # at 4.5 / 6 / 7.5 per second (two seeds at 4.5 and 6), while a narrower window or a third Q-Former layer did not help.
-# The full recipe at 6/s: letter errors 33.3 -> 19.7% and clean AV WER 7.5 -> 4.0% (greedy, 249 test utterances), for
-# 6.1 speech tokens per second instead of 4.6.
-AVSR_QUERIES_PER_SECOND = 6.0
+# The full recipe: 4.5 -> 6/s took clean AV WER 7.5 -> 4.0% (greedy, 249 test utterances); 6 -> 7.5/s on the same
+# encoders, chosen on all 250 validation utterances (clean, beam 5: AV 6.9 -> 6.8%, audio-only 13.1 -> 10.8, video-only
+# 17.5 -> 15.9), took the test table's clean AV 3.6 -> 2.1%, for 7.7 speech tokens per second instead of 6.1 and avsr
+# steps 1.03-1.08x slower (`benchmarks.bench_training --configs fq6 fq7.5`).
+AVSR_QUERIES_PER_SECOND = 7.5
 # Batches are collated in the training process: a dataloader worker only competes with the step for the 2 cores
 # (avsr steps 1.24x slower with one, benchmarks/RESULTS_training.md). Random batches, not length-grouped ones: grouped
 # steps are 1.2x faster but learned less per step here (avsr valid WER 31.6% against 24.0% after 500 steps; encoders
@@ -51,7 +53,8 @@ COMMON = ["--preset", "demo", "--seed", str(SEED), "--report_to", "none", "--log
 # the 2-core budget (RECIPE.md). The avsr stage gets the most steps: more of them were what lowered the WER (session 3:
 # 7.4 -> 5.0% with 1,000 more). At 6 queries/s with encoders 1,500, noise pass 500 and 5 validations the recipe took
 # 41.9 min; encoders 1,300, noise pass 400 and 2 validations brought it to 35.6, and 38.4 with the augmentation (one
-# run without it in the avsr stage took 41.0, every stage slower: the machine's speed varies by up to 15%).
+# run without it in the avsr stage took 41.0, every stage slower: the machine's speed varies by up to 15%); 7.5
+# queries/s adds an estimated 1.4 min (not yet timed end to end: RECIPE.md).
 STEPS = {
     "encoders": ("encoders", "enc", [
         "--max_steps", "1300", "--per_device_train_batch_size", "16", "--learning_rate", "1.5e-3", "--warmup_steps",
