@@ -38,9 +38,10 @@ DEMO_EVAL_UTTERANCES = 240  # the same speakers as the full corpus; its test spl
 # (`python -m training.diagnostics`) its cross-entropy after 600 steps fell with more queries, 1.33 / 1.04 / 0.82 nats
 # at 4.5 / 6 / 7.5 per second (two seeds at 4.5 and 6), while a narrower window or a third Q-Former layer did not help.
 # The full recipe: 4.5 -> 6/s took clean AV WER 7.5 -> 4.0% (greedy, 249 test utterances); 6 -> 7.5/s on the same
-# encoders, chosen on all 250 validation utterances (clean, beam 5: AV 6.9 -> 6.8%, audio-only 13.1 -> 10.8, video-only
-# 17.5 -> 15.9), took the test table's clean AV 3.6 -> 2.1%, for 7.7 speech tokens per second instead of 6.1 and avsr
-# steps 1.03-1.08x slower (`benchmarks.bench_training --configs fq6 fq7.5`).
+# encoders, chosen on all 250 validation utterances (clean, beam 5, AV / audio-only / video-only: 6.8 / 10.8 / 15.9%
+# against 6.9 / 13.1 / 17.5 and, for a second run at 6/s, 7.4 / 13.7 / 15.8), took the test table's clean AV from 3.6
+# and 4.9 to 2.1%, for 7.7 speech tokens per second instead of 6.1 and avsr steps 1.03-1.08x slower
+# (`benchmarks.bench_training --configs fq6 fq7.5`).
 AVSR_QUERIES_PER_SECOND = 7.5
 # Batches are collated in the training process: a dataloader worker only competes with the step for the 2 cores
 # (avsr steps 1.24x slower with one, benchmarks/RESULTS_training.md). Random batches, not length-grouped ones: grouped
