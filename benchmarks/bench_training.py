@@ -34,7 +34,7 @@ CONFIG_FLAGS = {  # each configuration's flags on top of TRAINING_FLAGS
     "worker": ["--dataloader_num_workers", "1"],  # collation in a dataloader process beside the step
     "zero2": ["--deepspeed", str(REPO_ROOT / "training" / "zero2.json")],
     "malloc-default": ["--keep_freed_memory", "false"],  # glibc unmaps large freed blocks: pages fault anew each step
-    # avsr at the demo recipe's query density (the preset's f_Q is the paper's 3) and at the next one tried
+    # avsr at the demo recipe's query densities, previous and current (the preset's f_Q is the paper's 3)
     "fq6": ["--config_overrides", json.dumps({"queries_per_second": 6.0})],
     "fq7.5": ["--config_overrides", json.dumps({"queries_per_second": 7.5})],
 }
@@ -202,9 +202,8 @@ def report(results: dict, args: argparse.Namespace, mean_duration: float) -> str
          "so each step faults its buffers in anew; `grouped` batches utterances of similar length "
          "(`--train_sampling_strategy group_by_length`: less padding); `worker` collates in one dataloader process; "
          "`zero2` adds `--deepspeed training/zero2.json` as one process on the CPU; `fq6` / `fq7.5` train at 6 / 7.5 "
-         "queries per second (the demo recipe's f_Q and the next one tried; the preset's is 3). Each run is a fresh "
-         "process and "
-         f"trains {total_steps} steps over the first {args.batch_size * total_steps} training utterances of `{data}` "
+         "queries per second (the demo recipe's previous and current f_Q; the preset's is 3). Each run is a fresh "
+         f"process and trains {total_steps} steps over the first {args.batch_size * total_steps} training utterances of `{data}` "
          f"(mean {mean_duration:.2f} s; one epoch when the split has that many). A step's time runs from "
          "the end of the step before it to its own end (`TrainerCallback.on_step_end`); after "
          f"{args.warmup_steps} warm-up step(s), the mean of the next {args.steps} is reported (not the median: grouped "
