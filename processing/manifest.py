@@ -17,6 +17,8 @@ A split is two files side by side:
 `speech_rate` is words per second of video, divided by a corpus constant and rounded to 2 decimals:
 `(num_words / (num_video_frames / 25)) / C`. The reference LRS3 manifests use C = 2.7073 words/s
 (paper-spec 2.4); a folder states its own C in `manifest.json` (`read_speech_rate_constant`).
+Where phoneme alignments exist, `relabel_speech_rate` replaces it by syllables (or phonemes) per second of speech
+(first phoneme start to last phoneme end), divided by the mean of that rate over the training split.
 """
 
 import json
@@ -31,6 +33,12 @@ LRS3_SPEECH_RATE_CONSTANT = 2.7073  # words per second; fitted on the released L
 SPEECH_RATE_DECIMALS = 2
 METADATA_FILENAME = "manifest.json"
 _NUM_FIELDS = 6
+RATE_UNITS = ("words", "syllables", "phonemes")
+# Syllable nuclei: a phoneme that starts with an IPA vowel (a diphthong or a long vowel counts once), or a consonant
+# with the syllabic mark (U+0329, as in "n̩").
+IPA_VOWELS = frozenset("aeiouyæøœɐɑɒɔəɘɚɛɜɝɞɤɨɪɯɵɶʉʊʌʏ")
+SYLLABIC_MARK = "\u0329"
+STRESS_MARKS = "ˈˌ"
 
 
 class ManifestError(ValueError):
@@ -68,6 +76,70 @@ def speech_rate_label(num_words: int, num_video_frames: int, constant: float = L
     if constant <= 0:
         raise ValueError(f"the speech-rate constant must be positive (words per second), got {constant}")
     return round(num_words / (num_video_frames / VIDEO_FPS) / constant, SPEECH_RATE_DECIMALS)
+
+
+def syllable_count(phonemes: str) -> int:
+    """Syllables in a `.phn` line (space-separated IPA phonemes): the number of syllable nuclei."""
+    nuclei = 0
+    for phoneme in phonemes.split():
+        phoneme = phoneme.lstrip(STRESS_MARKS)
+        nuclei += bool(phoneme) and (phoneme[0] in IPA_VOWELS or SYLLABIC_MARK in phoneme)
+    return nuclei
+
+
+def speech_span_s(phoneme_times: str) -> float:
+    """Seconds from the first phoneme's start to the last one's end, from an `.ali` line."""
+    spans = [tuple(map(float, span.split("-"))) for span in phoneme_times.split()]
+    if not spans:
+        raise ValueError("an empty .ali line has no speech span")
+    return max(end for _, end in spans) - min(start for start, _ in spans)
+
+
+def units_per_second(entry: ManifestEntry, unit: str = "words") -> float:
+    """The raw (unnormalised) speech rate of an utterance.
+
+    `"words"` is the paper's: transcript words per second of video. `"syllables"` and `"phonemes"` count the `.phn`
+    line per second of speech, the span of its `.ali` line (per second of video when there is no `.ali`).
+    """
+    if unit not in RATE_UNITS:
+        raise ValueError(f"the rate unit must be one of {RATE_UNITS}, got {unit!r}")
+    if unit == "words":
+        if entry.transcript is None:
+            raise ManifestError(f"{entry.video_path}: a word rate needs the transcript (.wrd file)")
+        return len(entry.transcript.split()) / entry.duration_s
+    if entry.phonemes is None:
+        raise ManifestError(f"{entry.video_path}: a {unit[:-1]} rate needs phonemes (.phn file), and ideally .ali spans")
+    count = syllable_count(entry.phonemes) if unit == "syllables" else len(entry.phonemes.split())
+    span = speech_span_s(entry.phoneme_times) if entry.phoneme_times else entry.duration_s
+    if span <= 0:
+        raise ManifestError(f"{entry.video_path}: the phoneme spans cover no time ({entry.phoneme_times!r})")
+    return count / span
+
+
+def relabel_speech_rate(
+    entries: list[ManifestEntry], unit: str = "syllables", constant: float | None = None
+) -> tuple[list[ManifestEntry], float]:
+    """Entries with `speech_rate` recomputed as `round(units_per_second / constant, 2)`.
+
+    Args:
+        entries: one split.
+        unit: one of [`RATE_UNITS`].
+        constant: units per second that rate 1.0 stands for; by default the mean over `entries` (so pass the
+            training split first and reuse its constant for the other splits, as the paper normalises by the
+            training set's average).
+
+    Returns:
+        The relabelled entries and the constant used.
+    """
+    rates = [units_per_second(entry, unit) for entry in entries]
+    if constant is None:
+        if not rates:
+            raise ValueError("cannot fit a speech-rate constant on an empty split")
+        constant = float(sum(rates) / len(rates))
+    if constant <= 0:
+        raise ValueError(f"the speech-rate constant must be positive ({unit} per second), got {constant}")
+    relabelled = [replace(entry, speech_rate=round(rate / constant, SPEECH_RATE_DECIMALS)) for entry, rate in zip(entries, rates)]
+    return relabelled, constant
 
 
 def _resolve(path: str, root: Path, substitutions: dict[str, str]) -> str:
@@ -181,11 +253,22 @@ def write_manifest(tsv_path: str | os.PathLike, entries: list[ManifestEntry], ro
         _write_atomically(tsv_path.with_suffix(suffix), "".join(label + "\n" for label in labels))
 
 
-def write_manifest_metadata(folder: str | os.PathLike, speech_rate_constant: float, **extra) -> None:
-    """Write `manifest.json` in a manifest folder: the speech-rate constant (words/s) and any `extra` fields."""
+_RATE_FORMULAS = {
+    "words": "round((num_words / (num_video_frames / 25)) / speech_rate_constant, 2)",
+    "syllables": "round((num_syllables / speech_span_s) / speech_rate_constant, 2), span from the .ali file",
+    "phonemes": "round((num_phonemes / speech_span_s) / speech_rate_constant, 2), span from the .ali file",
+}
+
+
+def write_manifest_metadata(
+    folder: str | os.PathLike, speech_rate_constant: float, speech_rate_unit: str = "words", **extra
+) -> None:
+    """Write `manifest.json` in a manifest folder: the speech-rate constant (`speech_rate_unit` per second, words by
+    default) and any `extra` fields."""
     metadata = {
         "speech_rate_constant": speech_rate_constant,
-        "speech_rate_formula": "round((num_words / (num_video_frames / 25)) / speech_rate_constant, 2)",
+        "speech_rate_unit": speech_rate_unit,
+        "speech_rate_formula": _RATE_FORMULAS[speech_rate_unit],
         "video_fps": VIDEO_FPS,
         "audio_sample_rate_hz": AUDIO_SAMPLE_RATE_HZ,
         **extra,

@@ -44,11 +44,23 @@ class CropReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
 
 
+def _temporary(path: Path) -> Path:
+    """A name beside `path` with its suffix (writers pick the format from it), renamed onto `path` once complete."""
+    return path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    temporary = _temporary(path)
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
 def write_roi_video(path: Path, rois: np.ndarray) -> None:
-    """Writes `(T, H, W)` uint8 grayscale crops as a 25 fps H.264 `.mp4`."""
+    """Writes `(T, H, W)` uint8 grayscale crops as a 25 fps H.264 `.mp4` (atomically)."""
     import av
 
-    with av.open(str(path), mode="w") as container:
+    temporary = _temporary(path)
+    with av.open(str(temporary), mode="w") as container:
         stream = container.add_stream("libx264", rate=VIDEO_FPS)
         stream.height, stream.width = rois.shape[1:3]
         stream.pix_fmt = "yuv420p"
@@ -56,13 +68,16 @@ def write_roi_video(path: Path, rois: np.ndarray) -> None:
         for roi in rois:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(roi), format="gray")))
         container.mux(stream.encode())
+    os.replace(temporary, path)
 
 
 def write_wav(path: Path, audio: np.ndarray) -> None:
-    """Writes 16 kHz mono float audio as 16-bit PCM."""
+    """Writes 16 kHz mono float audio as 16-bit PCM (atomically)."""
     import soundfile
 
-    soundfile.write(str(path), np.clip(audio, -1.0, 1.0), SAMPLE_RATE, subtype="PCM_16")
+    temporary = _temporary(path)
+    soundfile.write(str(temporary), np.clip(audio, -1.0, 1.0), SAMPLE_RATE, subtype="PCM_16")
+    os.replace(temporary, path)
 
 
 def _settings(extractor: MouthROIExtractor) -> dict:
@@ -113,7 +128,7 @@ def crop_clip(
         missing_face_frames=rois.missing_frames,
         notes=media.notes + rois.notes,
     )
-    record_path.write_text(json.dumps(record, indent=1))
+    write_text_atomically(record_path, json.dumps(record, indent=1))  # last: the clip's completion marker
     return len(rois.rois), num_samples, True
 
 
@@ -130,7 +145,7 @@ def _run(jobs, output_dir: Path, extractor: MouthROIExtractor, progress: bool, o
     output_dir.mkdir(parents=True, exist_ok=True)
     failures = output_dir / FAILURES_FILENAME
     if report.failed:
-        failures.write_text("".join(f"{source}\t{reason}\n" for source, reason in report.failed))
+        write_text_atomically(failures, "".join(f"{source}\t{reason}\n" for source, reason in report.failed))
     elif failures.exists():
         failures.unlink()
     return report

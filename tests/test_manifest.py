@@ -122,3 +122,48 @@ def test_manifest_to_dataset(tmp_path):
     assert dataset[0]["text"] == "bin blue at a two now"
     assert dataset[1]["num_audio_samples"] == 48000
     assert dataset.features["speech_rate"].dtype == "float32"
+
+
+def test_syllables_count_vowel_nuclei_once_per_diphthong():
+    from processing.manifest import syllable_count
+
+    assert syllable_count("b ɪ n b l uː") == 2  # "bin blue"
+    assert syllable_count("p l eɪ s ɡ ɹ iː n") == 2  # diphthong and long vowel count once
+    assert syllable_count("s ɛ v ə n") == 2 and syllable_count("b ʌ ʔ n̩") == 2  # syllabic n
+    assert syllable_count("ˈaɪ ˌæ m") == 2 and syllable_count("") == 0  # stress marks ignored
+
+
+def test_relabel_speech_rate_by_syllables_over_the_aligned_span():
+    from processing.manifest import relabel_speech_rate, units_per_second
+
+    entries = [
+        replace(_entries()[0], phonemes="b ɪ n b l uː", phoneme_times="0.5-0.6 0.6-0.7 0.7-0.8 0.8-0.9 0.9-1.0 1.0-1.5"),
+        replace(_entries()[1], phonemes="s ɛ t", phoneme_times="0.2-0.4 0.4-0.6 0.6-0.7"),
+    ]
+    assert units_per_second(entries[0], "syllables") == pytest.approx(2 / 1.0)  # 2 syllables in 0.5-1.5 s
+    assert units_per_second(entries[1], "phonemes") == pytest.approx(3 / 0.5)
+    assert units_per_second(entries[0], "words") == pytest.approx(6 / 2.0)  # the paper's: words per video second
+    relabelled, constant = relabel_speech_rate(entries, "syllables")
+    assert constant == pytest.approx((2.0 + 2.0) / 2)  # fitted: the mean syllable rate
+    assert [e.speech_rate for e in relabelled] == [1.0, 1.0]
+    again, _ = relabel_speech_rate(entries, "syllables", constant=4.0)
+    assert [e.speech_rate for e in again] == [0.5, 0.5]
+    with pytest.raises(ManifestError, match="needs phonemes"):
+        relabel_speech_rate(_entries(), "syllables")
+
+
+def test_relabel_folder_writes_movable_manifests_with_the_training_constant(tmp_path):
+    from processing.prepare import relabel_folder
+
+    source = tmp_path / "corpus"
+    train = [replace(e, phonemes="b ɪ n", phoneme_times="0.0-0.1 0.1-0.3 0.3-0.5") for e in _entries()]
+    test = [replace(train[0], phoneme_times="0.0-0.1 0.1-0.2 0.2-0.25")]  # same syllable in half the time
+    source.mkdir()
+    write_manifest(source / "train.tsv", train)
+    write_manifest(source / "test.tsv", test)
+    means = relabel_folder(source, tmp_path / "syllables", "syllables")
+    assert means == {"test": 2.0, "train": 1.0}  # test normalised by the train split's 2 syllables/s
+    relabelled = read_manifest(tmp_path / "syllables" / "train.tsv")
+    assert Path(relabelled[0].video_path).resolve() == source.resolve() / "s000/u00000.mp4"  # relative to the new folder
+    assert relabelled[0].phonemes == "b ɪ n" and relabelled[0].transcript == train[0].transcript
+    assert read_speech_rate_constant(tmp_path / "syllables") == 2.0
