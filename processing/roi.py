@@ -88,6 +88,8 @@ def _settings(extractor: MouthROIExtractor) -> dict:
         "face_selection": extractor.face_selection,
         "max_missing_ratio": extractor.max_missing_ratio,
         "roi_size": extractor.roi_size,
+        "tracking": extractor.tracking,
+        "landmark_every": extractor.landmark_every,
     }
 
 

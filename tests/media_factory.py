@@ -90,3 +90,51 @@ def astronaut_talking_video(num_frames: int = 50, height: int = 480, width: int 
         frames.append(np.clip(frame, 0, 255).astype(np.uint8))
         mouths.append((mouth_x, mouth_y))
     return np.stack(frames), np.asarray(mouths)
+
+
+def astronaut_head_motion(t: np.ndarray, height: int = 480, width: int = 640, scale: float = 1.6):
+    """The head pose of `astronaut_talking_head` at times `t` (s): mouth position (x, y), zoom, roll (rad), opening."""
+    t = np.asarray(t, np.float64)
+    mouth_x = width / 2 + 50 * np.sin(2 * np.pi * 0.35 * t)
+    mouth_y = height / 2 + 25 * np.sin(2 * np.pi * 0.5 * t + 1.0)
+    zoom = scale * (1.0 + 0.12 * np.sin(2 * np.pi * 0.25 * t))
+    roll = np.deg2rad(10.0) * np.sin(2 * np.pi * 0.3 * t + 0.5)
+    opening = 0.5 + 0.5 * np.sin(2 * np.pi * 4.0 * t)  # syllable-rate jaw motion, 0 (closed) .. 1 (open)
+    return np.stack([mouth_x, mouth_y], -1), zoom, roll, opening
+
+
+def astronaut_talking_head(
+    seconds: float, fps: float, height: int = 480, width: int = 640, scale: float = 1.6, gray: bool = False
+):
+    """A real face (scikit-image's astronaut) that moves, zooms, rolls up to 10 degrees and opens its mouth.
+
+    The pose is a function of time (`astronaut_head_motion`), so clips at different frame rates show the same motion.
+    The lips part symmetrically about the mouth centre (a local vertical stretch), so the centre stays where the pose
+    puts it.
+
+    Returns:
+        frames (T, H, W, 3) uint8 ((T, H, W) luma with `gray=True`, a third of the work), T = round(seconds * fps),
+        and the true mouth centre per frame, (T, 2) float (x, y).
+    """
+    from scipy.ndimage import map_coordinates
+    from skimage.data import astronaut
+
+    image = astronaut().astype(np.float32)
+    image = image @ np.array([[0.299], [0.587], [0.114]], np.float32) if gray else image
+    times = np.arange(round(seconds * fps)) / fps
+    mouths, zooms, rolls, openings = astronaut_head_motion(times, height, width, scale)
+    rows, cols = np.mgrid[0:height, 0:width].astype(np.float32)
+    frames = []
+    for (mouth_x, mouth_y), zoom, roll, opening in zip(mouths, zooms, rolls, openings):
+        # frame pixel -> face coordinates (image px, relative to the astronaut's mouth), undoing roll and zoom
+        dx, dy = (cols - mouth_x) / zoom, (rows - mouth_y) / zoom
+        u = np.cos(roll) * dx + np.sin(roll) * dy
+        v = -np.sin(roll) * dx + np.cos(roll) * dy
+        # lips part: near the mouth line, sample closer to it (up to 3 image px), symmetric above and below
+        stretch = 3.0 * opening * np.exp(-(u / 14.0) ** 2 - (v / 7.0) ** 2)
+        v = v - np.sign(v) * np.minimum(np.abs(v), stretch)
+        source = [ASTRONAUT_MOUTH[1] + v, ASTRONAUT_MOUTH[0] + u]
+        frame = np.stack([map_coordinates(channel, source, order=1, mode="nearest") for channel in image.transpose(2, 0, 1)], -1)
+        frames.append(np.clip(frame, 0, 255).astype(np.uint8))
+    frames = np.stack(frames)
+    return (frames[..., 0] if gray else frames), mouths
