@@ -109,7 +109,8 @@ def run_once(model, inputs: dict, new_tokens: int = GENERATED_TOKENS) -> dict:
     )
     cpu_time = time.process_time() - cpu_start
     speech, encode = timed(model.get_speech_embeddings, **_speech_inputs(inputs))
-    embeds, mask, position_ids, _ = model._merge_speech(inputs["input_ids"], inputs["attention_mask"], None, speech)
+    embeds, mask, position_ids, _ = model.merge_speech_embeddings(inputs["input_ids"], inputs["attention_mask"], None,
+                                                                  speech)
     lm = model.language_model
     start = time.perf_counter()
     out = lm(inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids, use_cache=True, logits_to_keep=1)

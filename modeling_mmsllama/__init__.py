@@ -4,7 +4,7 @@ from .configuration_mmsllama import PRESETS, MMSLlamaAVHubertConfig, MMSLlamaCon
 from .errors_mmsllama import MMSLlamaInputError
 from .modeling_avhubert import MMSLlamaAVHubertModel
 from .media_mmsllama import read_media
-from .modeling_mmsllama import MMSLlamaCausalLMOutputWithPast, MMSLlamaForConditionalGeneration
+from .modeling_mmsllama import MMSLlamaCausalLMOutputWithPast, MMSLlamaForConditionalGeneration, MMSLlamaModel
 from .mouth_roi_mmsllama import DlibFaceLandmarker, FaceLandmarker, MouthROIExtractor
 from .processing_mmsllama import MediaInfo, MMSLlamaProcessor
 from .tokenization_mmsllama import build_char_tokenizer
@@ -30,5 +30,6 @@ __all__ = [
     "MMSLlamaConfigError",
     "MMSLlamaForConditionalGeneration",
     "MMSLlamaInputError",
+    "MMSLlamaModel",
     "build_char_tokenizer",
 ]

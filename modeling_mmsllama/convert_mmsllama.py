@@ -200,8 +200,9 @@ def build_from_components(
     dtype: torch.dtype = torch.float32,
     **config_overrides,
 ):
-    """Builds an MMS-LLaMA model from pretrained parts for a new training run (the logic of
-    `MMSLlamaForConditionalGeneration.from_components`).
+    """Builds an MMS-LLaMA model from pretrained parts in local folders for a new training run: encoders frozen, the
+    rest configured as `paper-3b` unless overridden; with `lora=True` (or a `LoraConfig`) the LLM gets LoRA r=16 /
+    alpha=32 on q/k/v/o and a `PeftModel` is returned (`docs/conversion.md`).
 
     Args:
         model_class: `MMSLlamaForConditionalGeneration` (or a subclass).

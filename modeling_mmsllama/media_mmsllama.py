@@ -42,7 +42,8 @@ class Media:
     notes: list[str] = field(default_factory=list)
 
 
-def _import_av():
+def import_av():
+    """The PyAV module, or an ImportError that says how to install it."""
     try:
         import av
     except ImportError as error:
@@ -50,8 +51,9 @@ def _import_av():
     return av
 
 
-def _open_container(path: str):
-    av = _import_av()
+def open_container(path: str):
+    """Opens a media file with PyAV; a missing, empty or unreadable file raises `MMSLlamaInputError` naming it."""
+    av = import_av()
     if not os.path.exists(path):
         raise MMSLlamaInputError(f"{path}: file not found.", source=path)
     if os.path.isdir(path):
@@ -84,7 +86,7 @@ def frame_indices_at_25fps(timestamps: np.ndarray, source_fps: float) -> np.ndar
 
 def _decode(container, path: str, video_stream, audio_stream):
     """One demuxing pass: grayscale frames with their times, and 16 kHz mono audio with its start time."""
-    av = _import_av()
+    av = import_av()
     streams = [stream for stream in (video_stream, audio_stream) if stream is not None]
     for stream in streams:
         stream.thread_type = "AUTO"
@@ -170,7 +172,7 @@ def read_media(path: str | os.PathLike, *, video: bool = True, audio: bool = Tru
     """
     path = os.fspath(path)
     media = Media(source=path)
-    with _open_container(path) as container:
+    with open_container(path) as container:
         if not container.streams.video and not container.streams.audio:
             raise MMSLlamaInputError(f"{path}: the container has neither a video nor an audio stream.", source=path)
         video_stream = container.streams.video[0] if video and container.streams.video else None

@@ -246,6 +246,11 @@ def time_stretch(features: torch.Tensor, num_frames: torch.Tensor, new_num_frame
     return stretched
 
 
+def speech_rate_loss(predicted_rate: torch.Tensor, speech_rate_labels: torch.Tensor) -> torch.Tensor:
+    """The rate predictor's training loss: MSE against the normalised rate labels (B,), in float32."""
+    return F.mse_loss(predicted_rate.float(), speech_rate_labels.float())
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 
 
@@ -291,13 +296,17 @@ class MMSLlamaPreTrainedModel(PreTrainedModel):
             super()._init_weights(module)
 
 
-class MMSLlamaForConditionalGeneration(MMSLlamaPreTrainedModel, GenerationMixin):
-    """MMS-LLaMA: encoders, early fusion, rate-driven query allocation, AV Q-Former, projector and a Llama LLM.
+class MMSLlamaModel(MMSLlamaPreTrainedModel):
+    """The speech side of MMS-LLaMA, Figure 1 below the LLM: the Whisper and AV-HuBERT encoders, the length adapter,
+    early fusion, the speech-rate predictor with the query allocation, the AV Q-Former and the projector. Its
+    `forward` (`get_speech_embeddings`) returns the speech tokens in the LLM's embedding space
+    (`MMSLlamaSpeechEmbeddings`). `MMSLlamaForConditionalGeneration` is this model plus the Llama; both name their
+    parameters alike (`audio_encoder.*`, `qformer.*`, ...).
 
     Example:
     ```python
     >>> config = MMSLlamaConfig.from_preset("tiny")
-    >>> model = MMSLlamaForConditionalGeneration(config)
+    >>> model = MMSLlamaModel(config)
     >>> model.num_speech_tokens([50, 100])  # two and four seconds of video at 25 fps
     tensor([ 6, 12])
     ```
@@ -305,6 +314,12 @@ class MMSLlamaForConditionalGeneration(MMSLlamaPreTrainedModel, GenerationMixin)
 
     def __init__(self, config: MMSLlamaConfig):
         super().__init__(config)
+        self._build_speech_path(config)
+        self.post_init()
+        self.freeze(config.frozen_modules)
+
+    def _build_speech_path(self, config: MMSLlamaConfig) -> None:
+        """Encoders, adapters, fusion, rate predictor, Q-Former and projector(s) of `config.compression`."""
         audio_dim, video_dim = config.audio_config.d_model, config.vision_config.hidden_size
         llm_dim = config.text_config.hidden_size
         self.audio_encoder = WhisperEncoder(config.audio_config)
@@ -328,28 +343,6 @@ class MMSLlamaForConditionalGeneration(MMSLlamaPreTrainedModel, GenerationMixin)
                 projector_in = audio_dim
                 self.video_projector = self._build_projector(video_dim, llm_dim)
         self.projector = self._build_projector(projector_in, llm_dim)
-        self.language_model = AutoModelForCausalLM.from_config(config.text_config)
-        self.post_init()
-        self.freeze(config.frozen_modules)
-
-    @classmethod
-    def from_pretrained(cls, *args, **kwargs):
-        """As `PreTrainedModel.from_pretrained`; then freezes `config.frozen_modules` again (loading rebuilds the
-        parameters, which drops their `requires_grad` flags)."""
-        loaded = super().from_pretrained(*args, **kwargs)
-        model = loaded[0] if isinstance(loaded, tuple) else loaded
-        model.freeze(model.config.frozen_modules)
-        return loaded
-
-    @classmethod
-    def from_components(cls, whisper, avhubert, llm, lora=None, dtype=torch.float32, **config_overrides):
-        """A new model from pretrained parts in local folders: a Transformers Whisper folder, a converted AV-HuBERT
-        folder (or its fairseq `.pt`) and a Llama folder; encoders frozen, the rest configured as `paper-3b` unless
-        overridden. With `lora=True` (or a `LoraConfig`) the LLM gets LoRA r=16 / alpha=32 on q/k/v/o and a
-        `PeftModel` is returned. See `docs/conversion.md`."""
-        from .convert_mmsllama import build_from_components
-
-        return build_from_components(cls, whisper, avhubert, llm, lora=lora, dtype=dtype, **config_overrides)
 
     def _build_projector(self, in_features: int, out_features: int) -> MMSLlamaProjector:
         hidden = self.config.projector_hidden_size or (in_features + out_features) // 2
@@ -357,15 +350,6 @@ class MMSLlamaForConditionalGeneration(MMSLlamaPreTrainedModel, GenerationMixin)
         return MMSLlamaProjector(in_features, hidden, out_features, output_norm, self.config.text_config.rms_norm_eps)
 
     # -- housekeeping ---------------------------------------------------------------------------------------------------
-
-    def get_input_embeddings(self):
-        return self.language_model.get_input_embeddings()
-
-    def set_input_embeddings(self, value):
-        self.language_model.set_input_embeddings(value)
-
-    def get_output_embeddings(self):
-        return self.language_model.get_output_embeddings()
 
     def freeze(self, module_names) -> None:
         """Freezes the named top-level modules (e.g. `["audio_encoder", "vision_encoder"]`); others keep their state."""
@@ -377,6 +361,15 @@ class MMSLlamaForConditionalGeneration(MMSLlamaPreTrainedModel, GenerationMixin)
 
     def _frozen(self, module: nn.Module) -> bool:
         return not any(parameter.requires_grad for parameter in module.parameters())
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """As `PreTrainedModel.from_pretrained`; then freezes `config.frozen_modules` again (loading rebuilds the
+        parameters, which drops their `requires_grad` flags)."""
+        loaded = super().from_pretrained(*args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded
+        model.freeze(model.config.frozen_modules)
+        return loaded
 
     def train(self, mode: bool = True):
         """As `nn.Module.train`, but frozen encoders and the frozen rate predictor stay in eval mode, so their
@@ -433,77 +426,62 @@ class MMSLlamaForConditionalGeneration(MMSLlamaPreTrainedModel, GenerationMixin)
         if len(set(batch_sizes.values())) > 1:
             raise MMSLlamaInputError(f"Mismatched batch sizes: {batch_sizes}. Every input needs the same batch size.")
 
-    def _check_text(self, input_ids, attention_mask, labels, input_features, pixel_values_videos) -> None:
-        """The prompt (see `_check_prompt`), its mask and labels, and their batch size against the media's (whose own
-        shapes `get_speech_embeddings` checks)."""
-        self._check_batch_sizes(input_ids=input_ids, attention_mask=attention_mask, labels=labels,
-                                input_features=input_features, pixel_values_videos=pixel_values_videos)  # fmt: skip
-        self._check_prompt(input_ids)
-        for name, other in (("attention_mask", attention_mask), ("labels", labels)):
-            if other is not None and other.shape != input_ids.shape:
-                raise MMSLlamaInputError(f"{name} has shape {tuple(other.shape)}, input_ids {tuple(input_ids.shape)}.")
-
     def _check_media(self, input_features, input_features_mask, pixel_values_videos, video_mask) -> None:
         if input_features is None and pixel_values_videos is None:
             raise MMSLlamaInputError("Give input_features (audio), pixel_values_videos (video) or both; got neither.")
         self._check_batch_sizes(input_features=input_features, input_features_mask=input_features_mask,
                                 pixel_values_videos=pixel_values_videos, video_mask=video_mask)  # fmt: skip
         if input_features is not None:
-            expected = (self.config.audio_config.num_mel_bins, self.config.num_mel_frames)
-            if input_features.ndim != 3 or tuple(input_features.shape[1:]) != expected:
-                raise MMSLlamaInputError(
-                    f"input_features must have shape (batch, {expected[0]}, {expected[1]}) (log-mel, padded to the "
-                    f"{expected[1] / 100:.0f} s Whisper window), got {tuple(input_features.shape)}."
-                )
-            if not input_features.is_floating_point():
-                raise MMSLlamaInputError(f"input_features must be floating point, got dtype {input_features.dtype}.")
-            if input_features_mask is not None and tuple(input_features_mask.shape) != (len(input_features), expected[1]):
-                raise MMSLlamaInputError(
-                    f"input_features_mask must have shape (batch, {expected[1]}), got {tuple(input_features_mask.shape)}."
-                )
+            self._check_audio(input_features, input_features_mask)
         if pixel_values_videos is not None:
-            size = self.config.vision_config.image_size
-            if pixel_values_videos.ndim != 5 or tuple(pixel_values_videos.shape[2:]) != (1, size, size):
-                raise MMSLlamaInputError(
-                    f"pixel_values_videos must have shape (batch, frames, 1, {size}, {size}) (gray mouth crops), "
-                    f"got {tuple(pixel_values_videos.shape)}."
-                )
-            if not pixel_values_videos.is_floating_point():
-                raise MMSLlamaInputError(
-                    f"pixel_values_videos must be normalised floats, got dtype {pixel_values_videos.dtype}; "
-                    "use MMSLlamaProcessor to prepare videos."
-                )
-            num_frames = pixel_values_videos.shape[1]
-            if num_frames > self.config.max_video_frames:
-                raise MMSLlamaInputError(
-                    f"The video has {num_frames} frames ({num_frames / VIDEO_FPS:.1f} s); this model accepts at most "
-                    f"{self.config.max_video_frames} ({self.config.max_video_frames / VIDEO_FPS:.1f} s). Split it into "
-                    "shorter clips."
-                )
-            if video_mask is not None and tuple(video_mask.shape) != tuple(pixel_values_videos.shape[:2]):
-                raise MMSLlamaInputError(
-                    f"video_mask must have shape (batch, frames) = {tuple(pixel_values_videos.shape[:2])}, "
-                    f"got {tuple(video_mask.shape)}."
-                )
+            self._check_video(pixel_values_videos, video_mask)
         elif input_features_mask is None:
             raise MMSLlamaInputError(
                 "Audio-only input needs input_features_mask (1 on mel frames holding audio) to know each clip's "
                 "length; MMSLlamaProcessor returns it."
             )
 
-    def _check_prompt(self, input_ids: torch.Tensor) -> None:
-        if input_ids.dtype not in (torch.long, torch.int, torch.int32):
-            raise MMSLlamaInputError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}.")
-        counts = (input_ids == self.config.speech_token_id).sum(-1)
-        if (counts != 1).any():
+    def _check_audio(self, input_features, input_features_mask) -> None:
+        expected = (self.config.audio_config.num_mel_bins, self.config.num_mel_frames)
+        if input_features.ndim != 3 or tuple(input_features.shape[1:]) != expected:
             raise MMSLlamaInputError(
-                f"Each row of input_ids needs exactly one speech placeholder {self.config.speech_token!r} "
-                f"(id {self.config.speech_token_id}); found counts {counts.tolist()}. Build prompts with "
-                "MMSLlamaProcessor."
+                f"input_features must have shape (batch, {expected[0]}, {expected[1]}) (log-mel, padded to the "
+                f"{expected[1] / 100:.0f} s Whisper window), got {tuple(input_features.shape)}."
+            )
+        if not input_features.is_floating_point():
+            raise MMSLlamaInputError(f"input_features must be floating point, got dtype {input_features.dtype}.")
+        if input_features_mask is not None and tuple(input_features_mask.shape) != (len(input_features), expected[1]):
+            raise MMSLlamaInputError(
+                f"input_features_mask must have shape (batch, {expected[1]}), got {tuple(input_features_mask.shape)}."
             )
 
-    def _num_frames(self, input_features_mask, pixel_values_videos, video_mask) -> torch.LongTensor:
-        """Each sample's length in 25 fps frames: from the video mask, else from the audio's mel frames."""
+    def _check_video(self, pixel_values_videos, video_mask) -> None:
+        size = self.config.vision_config.image_size
+        if pixel_values_videos.ndim != 5 or tuple(pixel_values_videos.shape[2:]) != (1, size, size):
+            raise MMSLlamaInputError(
+                f"pixel_values_videos must have shape (batch, frames, 1, {size}, {size}) (gray mouth crops), "
+                f"got {tuple(pixel_values_videos.shape)}."
+            )
+        if not pixel_values_videos.is_floating_point():
+            raise MMSLlamaInputError(
+                f"pixel_values_videos must be normalised floats, got dtype {pixel_values_videos.dtype}; "
+                "use MMSLlamaProcessor to prepare videos."
+            )
+        num_frames = pixel_values_videos.shape[1]
+        if num_frames > self.config.max_video_frames:
+            raise MMSLlamaInputError(
+                f"The video has {num_frames} frames ({num_frames / VIDEO_FPS:.1f} s); this model accepts at most "
+                f"{self.config.max_video_frames} ({self.config.max_video_frames / VIDEO_FPS:.1f} s). Split it into "
+                "shorter clips."
+            )
+        if video_mask is not None and tuple(video_mask.shape) != tuple(pixel_values_videos.shape[:2]):
+            raise MMSLlamaInputError(
+                f"video_mask must have shape (batch, frames) = {tuple(pixel_values_videos.shape[:2])}, "
+                f"got {tuple(video_mask.shape)}."
+            )
+
+    def count_frames(self, input_features_mask=None, pixel_values_videos=None, video_mask=None) -> torch.LongTensor:
+        """Each clip's length in 25 fps frames (B,): from the video mask, else from the audio's mel frames."""
         if pixel_values_videos is not None:
             if video_mask is None:
                 return torch.full((len(pixel_values_videos),), pixel_values_videos.shape[1], device=pixel_values_videos.device)
@@ -542,26 +520,13 @@ class MMSLlamaForConditionalGeneration(MMSLlamaPreTrainedModel, GenerationMixin)
         (per-sample modality dropout in training; such samples allocate queries with rate 1).
         """
         self._check_media(input_features, input_features_mask, pixel_values_videos, video_mask)
-        num_frames = self._num_frames(input_features_mask, pixel_values_videos, video_mask)
+        num_frames = self.count_frames(input_features_mask, pixel_values_videos, video_mask)
         max_frames = int(pixel_values_videos.shape[1]) if pixel_values_videos is not None else int(num_frames.max())
-        batch = len(num_frames)
         frame_mask = torch.arange(max_frames, device=num_frames.device)[None, :] < num_frames[:, None]
         modality = "av" if input_features is not None and pixel_values_videos is not None else (
             "audio" if input_features is not None else "video"
         )  # fmt: skip
-
-        if input_features is not None:
-            audio = self._encode_audio(input_features, num_frames)[:, : WHISPER_FRAMES_PER_VIDEO_FRAME * max_frames]
-        else:
-            audio = frame_mask.new_zeros(
-                batch, WHISPER_FRAMES_PER_VIDEO_FRAME * max_frames, self.config.audio_config.d_model, dtype=self.dtype
-            )
-        if pixel_values_videos is not None:
-            video_mask = frame_mask if video_mask is None else video_mask.bool()
-            video = self._encode(self.vision_encoder, pixel_values_videos.to(self.dtype), video_mask)  # (B, T, Dv)
-        else:
-            video = audio.new_zeros(batch, max_frames, self.config.vision_config.hidden_size)
-
+        audio, video = self._encode_streams(input_features, pixel_values_videos, video_mask, num_frames, frame_mask)
         if has_audio is not None:
             audio = audio * has_audio.to(audio.dtype)[:, None, None]
         if has_video is not None:
@@ -569,7 +534,7 @@ class MMSLlamaForConditionalGeneration(MMSLlamaPreTrainedModel, GenerationMixin)
 
         predicted_rate = None
         if self.config.compression == "qformer" and self.config.use_rate_predictor and input_features is not None:
-            predicted_rate = self._predict_rate(audio, num_frames)
+            predicted_rate = self.predict_speech_rate(audio, num_frames)
         rate = predicted_rate.detach() if speech_rate is None and predicted_rate is not None else speech_rate
         if rate is not None and has_audio is not None:
             rate = torch.where(has_audio.bool(), rate, torch.ones_like(rate))
@@ -580,8 +545,25 @@ class MMSLlamaForConditionalGeneration(MMSLlamaPreTrainedModel, GenerationMixin)
         speech.speech_rate, speech.predicted_rate, speech.modality = rate, predicted_rate, modality
         return speech
 
-    def _encode_audio(self, input_features: torch.Tensor, num_frames: torch.Tensor) -> torch.Tensor:
-        """Whisper encoder output at 50 Hz: (B, L, Da), L = max_source_positions for the full window."""
+    def _encode_streams(self, input_features, pixel_values_videos, video_mask, num_frames, frame_mask):
+        """Both encoders' outputs, a missing stream as zeros: audio (B, 2T, Da) at 50 Hz, video (B, T, Dv) at 25 Hz."""
+        batch, max_frames = frame_mask.shape
+        if input_features is not None:
+            audio = self.encode_audio(input_features, num_frames)[:, : WHISPER_FRAMES_PER_VIDEO_FRAME * max_frames]
+        else:
+            audio = frame_mask.new_zeros(
+                batch, WHISPER_FRAMES_PER_VIDEO_FRAME * max_frames, self.config.audio_config.d_model, dtype=self.dtype
+            )
+        if pixel_values_videos is not None:
+            video = self.encode_video(pixel_values_videos, frame_mask if video_mask is None else video_mask)
+        else:
+            video = audio.new_zeros(batch, max_frames, self.config.vision_config.hidden_size)
+        return audio, video
+
+    def encode_audio(self, input_features: torch.Tensor, num_frames: torch.Tensor) -> torch.Tensor:
+        """The Whisper encoder on log-mels (B, n_mels, 2 * max_source_positions) of clips `num_frames` (B,) video
+        frames long: (B, L, Da) at 50 Hz, L = max_source_positions for the full window, else the longest clip's
+        bucketed window. No gradient flows when the encoder is frozen."""
         if self.config.audio_window == "full":
             return self._encode(self.audio_encoder, input_features)
         # each clip is encoded on its own bucketed prefix, so its features do not depend on the rest of the batch
@@ -607,7 +589,14 @@ class MMSLlamaForConditionalGeneration(MMSLlamaPreTrainedModel, GenerationMixin)
             hidden = layer(hidden, None)
         return encoder.layer_norm(hidden)
 
-    def _predict_rate(self, audio: torch.Tensor, num_frames: torch.Tensor) -> torch.Tensor:
+    def encode_video(self, pixel_values_videos: torch.Tensor, video_mask: torch.Tensor) -> torch.Tensor:
+        """AV-HuBERT on gray mouth crops (B, T, 1, H, W) with `video_mask` (B, T) True on real frames: (B, T, Dv) at
+        25 Hz. No gradient flows when the encoder is frozen."""
+        return self._encode(self.vision_encoder, pixel_values_videos.to(self.dtype), video_mask.bool())
+
+    def predict_speech_rate(self, audio: torch.Tensor, num_frames: torch.Tensor) -> torch.Tensor:
+        """The normalised speech rate (B,) from `encode_audio`'s output (B, L, Da) of clips `num_frames` (B,) long.
+        No gradient flows when the predictor is frozen."""
         features = audio[:, ::RATE_PREDICTOR_STRIDE]  # (B, ceil(2T / 4), Da) at 12.5 Hz
         lengths = -(-WHISPER_FRAMES_PER_VIDEO_FRAME * num_frames // RATE_PREDICTOR_STRIDE)
         mask = torch.arange(features.shape[1], device=features.device)[None, :] < lengths[:, None]
@@ -645,9 +634,68 @@ class MMSLlamaForConditionalGeneration(MMSLlamaPreTrainedModel, GenerationMixin)
             mask = torch.cat([mask, mask], dim=1)
         return MMSLlamaSpeechEmbeddings(embeddings=embeddings, mask=mask, num_speech_tokens=num_tokens)
 
+    def forward(self, *args, **kwargs) -> MMSLlamaSpeechEmbeddings:
+        """`get_speech_embeddings`."""
+        return self.get_speech_embeddings(*args, **kwargs)
+
+
+class MMSLlamaForConditionalGeneration(MMSLlamaModel, GenerationMixin):
+    """MMS-LLaMA: `MMSLlamaModel` (encoders, early fusion, rate-driven query allocation, AV Q-Former, projector) and
+    a Llama LLM whose prompt's speech placeholder the speech tokens replace.
+
+    Example:
+    ```python
+    >>> config = MMSLlamaConfig.from_preset("tiny")
+    >>> model = MMSLlamaForConditionalGeneration(config)
+    >>> model.num_speech_tokens([50, 100])  # two and four seconds of video at 25 fps
+    tensor([ 6, 12])
+    ```
+    """
+
+    def __init__(self, config: MMSLlamaConfig):
+        MMSLlamaPreTrainedModel.__init__(self, config)  # one initialisation, after the LLM is built too
+        self._build_speech_path(config)
+        self.language_model = AutoModelForCausalLM.from_config(config.text_config)
+        self.post_init()
+        self.freeze(config.frozen_modules)
+
+    # -- housekeeping ---------------------------------------------------------------------------------------------------
+
+    def get_input_embeddings(self):
+        return self.language_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value):
+        self.language_model.set_input_embeddings(value)
+
+    def get_output_embeddings(self):
+        return self.language_model.get_output_embeddings()
+
+    # -- prompt checks --------------------------------------------------------------------------------------------------
+
+    def _check_text(self, input_ids, attention_mask, labels, input_features, pixel_values_videos) -> None:
+        """The prompt (see `_check_prompt`), its mask and labels, and their batch size against the media's (whose own
+        shapes `get_speech_embeddings` checks)."""
+        self._check_batch_sizes(input_ids=input_ids, attention_mask=attention_mask, labels=labels,
+                                input_features=input_features, pixel_values_videos=pixel_values_videos)  # fmt: skip
+        self._check_prompt(input_ids)
+        for name, other in (("attention_mask", attention_mask), ("labels", labels)):
+            if other is not None and other.shape != input_ids.shape:
+                raise MMSLlamaInputError(f"{name} has shape {tuple(other.shape)}, input_ids {tuple(input_ids.shape)}.")
+
+    def _check_prompt(self, input_ids: torch.Tensor) -> None:
+        if input_ids.dtype not in (torch.long, torch.int, torch.int32):
+            raise MMSLlamaInputError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}.")
+        counts = (input_ids == self.config.speech_token_id).sum(-1)
+        if (counts != 1).any():
+            raise MMSLlamaInputError(
+                f"Each row of input_ids needs exactly one speech placeholder {self.config.speech_token!r} "
+                f"(id {self.config.speech_token_id}); found counts {counts.tolist()}. Build prompts with "
+                "MMSLlamaProcessor."
+            )
+
     # -- sequence building ----------------------------------------------------------------------------------------------
 
-    def _merge_speech(self, input_ids, attention_mask, labels, speech: MMSLlamaSpeechEmbeddings):
+    def merge_speech_embeddings(self, input_ids, attention_mask, labels, speech: MMSLlamaSpeechEmbeddings):
         """Replaces each row's placeholder with its speech tokens; rows are left-padded to a common length.
 
         Returns inputs_embeds (B, L', D), attention_mask (B, L'), position_ids (B, L') and labels (B, L') or None,
@@ -678,6 +726,25 @@ class MMSLlamaForConditionalGeneration(MMSLlamaPreTrainedModel, GenerationMixin)
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
         labels = torch.stack(rows_labels) if labels is not None else None
         return torch.stack(rows_embeds), attention_mask, position_ids, labels
+
+    def _build_llm_inputs(self, caller: str, input_ids, attention_mask, labels, media: dict,
+                          speech_embeddings: MMSLlamaSpeechEmbeddings | None = None):  # fmt: skip
+        """The opening `forward` and `generate` share: checks the prompt, encodes the media (`media`: keyword
+        arguments of `get_speech_embeddings`) unless `speech_embeddings` are given, and merges the speech tokens into
+        the prompt. Returns (speech, inputs_embeds, attention_mask, position_ids, labels)."""
+        if input_ids is None:
+            raise MMSLlamaInputError(f"{caller}() needs input_ids: the prompt with its speech placeholder.")
+        if speech_embeddings is None:
+            self._check_text(input_ids, attention_mask, labels, media["input_features"], media["pixel_values_videos"])
+            speech = self.get_speech_embeddings(**media)
+        else:
+            self._check_text(input_ids, attention_mask, labels, None, None)
+            if len(speech_embeddings.embeddings) != len(input_ids):
+                raise MMSLlamaInputError(
+                    f"speech_embeddings hold {len(speech_embeddings.embeddings)} clips for {len(input_ids)} prompts."
+                )
+            speech = speech_embeddings
+        return speech, *self.merge_speech_embeddings(input_ids, attention_mask, labels, speech)
 
     # -- forward and generate -------------------------------------------------------------------------------------------
 
@@ -716,12 +783,12 @@ class MMSLlamaForConditionalGeneration(MMSLlamaPreTrainedModel, GenerationMixin)
         has_audio, has_video (`torch.BoolTensor` of shape `(batch_size,)`, *optional*): per-sample stream presence;
             a False entry zeroes that sample's encoded stream (modality dropout).
         """
-        if input_ids is None:
-            raise MMSLlamaInputError("forward() needs input_ids: the prompt with its speech placeholder.")
-        self._check_text(input_ids, attention_mask, labels, input_features, pixel_values_videos)
-        speech = self.get_speech_embeddings(input_features, input_features_mask, pixel_values_videos, video_mask,
-                                            speech_rate, has_audio, has_video)  # fmt: skip
-        inputs_embeds, attention_mask, position_ids, labels = self._merge_speech(input_ids, attention_mask, labels, speech)
+        media = {"input_features": input_features, "input_features_mask": input_features_mask,
+                 "pixel_values_videos": pixel_values_videos, "video_mask": video_mask, "speech_rate": speech_rate,
+                 "has_audio": has_audio, "has_video": has_video}  # fmt: skip
+        speech, inputs_embeds, attention_mask, position_ids, labels = self._build_llm_inputs(
+            "forward", input_ids, attention_mask, labels, media
+        )
         use_cache = use_cache if use_cache is not None else self.config.use_cache
         outputs = self.language_model(
             inputs_embeds=inputs_embeds,
@@ -734,7 +801,7 @@ class MMSLlamaForConditionalGeneration(MMSLlamaPreTrainedModel, GenerationMixin)
         )
         rate_loss = None
         if speech_rate_labels is not None and speech.predicted_rate is not None and not self._frozen(self.rate_predictor):
-            rate_loss = F.mse_loss(speech.predicted_rate.float(), speech_rate_labels.float())
+            rate_loss = speech_rate_loss(speech.predicted_rate, speech_rate_labels)
         losses = [loss for loss in (outputs.loss, rate_loss) if loss is not None]
         return MMSLlamaCausalLMOutputWithPast(
             loss=sum(losses) if losses else None,
@@ -775,20 +842,13 @@ class MMSLlamaForConditionalGeneration(MMSLlamaPreTrainedModel, GenerationMixin)
         call's token budget (see `num_speech_tokens`). Returns only the generated token ids (the prompt is not
         repeated), ready for `processor.batch_decode(ids, skip_special_tokens=True)`.
         """
-        if input_ids is None:
-            raise MMSLlamaInputError("generate() needs input_ids: the prompt with its speech placeholder.")
-        if speech_embeddings is None:
-            self._check_text(input_ids, attention_mask, None, input_features, pixel_values_videos)
-            speech = self.get_speech_embeddings(input_features, input_features_mask, pixel_values_videos, video_mask,
-                                                speech_rate, has_audio, has_video, queries_per_second, max_rate)  # fmt: skip
-        else:
-            self._check_text(input_ids, attention_mask, None, None, None)
-            if len(speech_embeddings.embeddings) != len(input_ids):
-                raise MMSLlamaInputError(
-                    f"speech_embeddings hold {len(speech_embeddings.embeddings)} clips for {len(input_ids)} prompts."
-                )
-            speech = speech_embeddings
-        inputs_embeds, attention_mask, _, _ = self._merge_speech(input_ids, attention_mask, None, speech)
+        media = {"input_features": input_features, "input_features_mask": input_features_mask,
+                 "pixel_values_videos": pixel_values_videos, "video_mask": video_mask, "speech_rate": speech_rate,
+                 "has_audio": has_audio, "has_video": has_video, "queries_per_second": queries_per_second,
+                 "max_rate": max_rate}  # fmt: skip
+        _, inputs_embeds, attention_mask, _, _ = self._build_llm_inputs(
+            "generate", input_ids, attention_mask, None, media, speech_embeddings
+        )
         text_config = self.config.text_config
         generate_kwargs.setdefault("eos_token_id", text_config.eos_token_id)
         generate_kwargs.setdefault("pad_token_id", text_config.pad_token_id)
@@ -798,4 +858,5 @@ class MMSLlamaForConditionalGeneration(MMSLlamaPreTrainedModel, GenerationMixin)
         return self.language_model.generate(inputs_embeds=inputs_embeds, attention_mask=attention_mask, **generate_kwargs)
 
 
-__all__ = ["MMSLlamaForConditionalGeneration", "MMSLlamaPreTrainedModel", "MMSLlamaCausalLMOutputWithPast"]
+__all__ = ["MMSLlamaForConditionalGeneration", "MMSLlamaModel", "MMSLlamaPreTrainedModel", "MMSLlamaCausalLMOutputWithPast",
+           "speech_rate_loss"]

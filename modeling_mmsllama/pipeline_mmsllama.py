@@ -29,8 +29,8 @@ from .media_mmsllama import (
     SAMPLE_RATE,
     SAMPLES_PER_FRAME,
     VIDEO_FPS,
-    _import_av,
-    _open_container,
+    import_av,
+    open_container,
     prepare_waveform,
 )
 
@@ -59,7 +59,7 @@ class MediaBlock:
 
 def probe_media(path: str) -> dict:
     """Which streams a file has and its duration in seconds (None when the container does not say)."""
-    with _open_container(path) as container:
+    with open_container(path) as container:
         duration = container.duration / 1_000_000 if container.duration else None
         return {"video": bool(container.streams.video), "audio": bool(container.streams.audio), "duration": duration}
 
@@ -70,9 +70,9 @@ def stream_media(path: str | os.PathLike, video: bool = True, audio: bool = True
 
     Concatenating every block's frames (audio) gives `read_media(path).frames` (`.audio`).
     """
-    av = _import_av()
+    av = import_av()
     path = os.fspath(path)
-    with _open_container(path) as container:
+    with open_container(path) as container:
         video_stream = container.streams.video[0] if video and container.streams.video else None
         audio_stream = container.streams.audio[0] if audio and container.streams.audio else None
         if video_stream is None and audio_stream is None:

@@ -155,7 +155,7 @@ def test_forward_expands_placeholder_and_masks_labels():
     assert out.logits.shape == (2, length, model.config.text_config.vocab_size)
     assert out.attention_mask.sum(-1).tolist() == [len(PROMPT) - 1 + 6 + 4, len(PROMPT) - 1 + 3 + 2]
     assert torch.isfinite(out.loss) and out.loss == out.lm_loss
-    _, _, _, labels = model._merge_speech(batch["input_ids"], batch["attention_mask"], batch["labels"],
+    _, _, _, labels = model.merge_speech_embeddings(batch["input_ids"], batch["attention_mask"], batch["labels"],
                                           model.get_speech_embeddings(**media(model.config, [50, 30])))  # fmt: skip
     assert labels[0, -4:].tolist() == [10, 11, 12, EOS] and labels[1, -2:].tolist() == [13, EOS]
     assert (labels[:, :-4] == -100).all() and (labels[1, :-2] == -100).all()
@@ -333,11 +333,11 @@ def test_utterance_audio_window_matches_full_window_on_full_length_clips():
     short = tiny_model(audio_window="utterance", audio_window_bucket=1.0)
     short.load_state_dict(full.state_dict())
     inputs = media(full.config, [125, 30])
-    encoded_full = full._encode_audio(inputs["input_features"], torch.tensor([125, 30]))
-    encoded_short = short._encode_audio(inputs["input_features"], torch.tensor([125, 30]))
+    encoded_full = full.encode_audio(inputs["input_features"], torch.tensor([125, 30]))
+    encoded_short = short.encode_audio(inputs["input_features"], torch.tensor([125, 30]))
     assert encoded_short.shape == (2, 250, 32)
     assert torch.allclose(encoded_short[0], encoded_full[0], atol=1e-5)  # 5 s clip: the bucket is the whole window
-    bucket_only = short._encode_audio(inputs["input_features"][1:], torch.tensor([30]))
+    bucket_only = short.encode_audio(inputs["input_features"][1:], torch.tensor([30]))
     assert bucket_only.shape == (1, 100, 32)  # 1.2 s rounds up to a 2 s bucket = 100 Whisper frames
     assert torch.allclose(encoded_short[1, :100], bucket_only[0], atol=1e-5)  # independent of the batch
     out = short(**inputs, **prompts(batch=2))
@@ -354,3 +354,44 @@ def test_per_sample_stream_presence_zeroes_one_stream():
     assert dropped.speech_rate[1] == 1.0
     full = model(**inputs, **prompts(batch=2))
     assert torch.allclose(dropped.logits[0], full.logits[0], atol=1e-5)
+
+
+def test_speech_model_alone_gives_the_same_speech_embeddings():
+    from modeling_mmsllama import MMSLlamaModel
+
+    full = tiny_model()
+    speech_only = MMSLlamaModel(full.config).eval()
+    missing, unexpected = speech_only.load_state_dict(full.state_dict(), strict=False)
+    assert not missing and unexpected and all(k.startswith("language_model.") for k in unexpected)
+    assert not hasattr(speech_only, "language_model")
+    inputs = media(full.config, [50, 30])
+    with torch.no_grad():
+        expected = full.get_speech_embeddings(**inputs)
+        got = speech_only(**inputs)
+    assert torch.equal(got.embeddings, expected.embeddings) and torch.equal(got.mask, expected.mask)
+    assert got.num_speech_tokens.tolist() == expected.num_speech_tokens.tolist()
+
+
+def test_public_seams_compose_to_the_speech_path():
+    model = tiny_model()
+    inputs = media(model.config, [50, 30])
+    num_frames = model.count_frames(inputs["input_features_mask"], inputs["pixel_values_videos"], inputs["video_mask"])
+    assert num_frames.tolist() == [50, 30]
+    assert model.count_frames(inputs["input_features_mask"]).tolist() == [50, 30]  # from the audio alone
+    with torch.no_grad():
+        audio = model.encode_audio(inputs["input_features"], num_frames)[:, :100]  # (B, 2T, Da) at 50 Hz
+        video = model.encode_video(inputs["pixel_values_videos"], inputs["video_mask"])
+        rate = model.predict_speech_rate(audio, num_frames)
+        speech = model.get_speech_embeddings(**inputs)
+    assert video.shape == (2, 50, model.config.vision_config.hidden_size)
+    assert torch.allclose(rate, speech.predicted_rate)
+
+
+def test_demo_model_loads_every_weight():
+    from pathlib import Path
+
+    from modeling_mmsllama import MMSLlamaForConditionalGeneration
+
+    folder = Path(__file__).resolve().parent.parent / "demo_model"
+    _, info = MMSLlamaForConditionalGeneration.from_pretrained(folder, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]

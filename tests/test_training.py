@@ -244,3 +244,34 @@ def test_demo_recipe_chains_its_steps_and_every_step_parses(tmp_path):
     parser = HfArgumentParser((StageArguments, TrainingArguments))
     for argv in steps.values():
         parser.parse_args_into_dataclasses(args=argv + ["--output_dir", str(tmp_path / "out")])
+
+
+def test_stage_table_freezes_and_loads_what_each_stage_needs():
+    from training.stages import STAGE_TABLE, STAGES, frozen_modules
+
+    later = ["qformer", "projector", "audio_adapter", "fusion"]
+    assert STAGES == ("encoders", "lm", "rate-predictor", "avsr")
+    assert frozen_modules("encoders", 16) == ["rate_predictor", "language_model", *later]
+    assert frozen_modules("lm", 16) == ["audio_encoder", "vision_encoder", "rate_predictor", *later]
+    assert frozen_modules("rate-predictor", 0) == ["audio_encoder", "vision_encoder", "language_model", *later]
+    assert frozen_modules("avsr", 16) == ["audio_encoder", "vision_encoder", "rate_predictor", "language_model"]
+    assert frozen_modules("avsr", 0) == ["audio_encoder", "vision_encoder", "rate_predictor"]
+    assert {name: stage.inputs for name, stage in STAGE_TABLE.items()} == {
+        "encoders": (), "lm": (), "rate-predictor": ("encoders",), "avsr": ("encoders", "lm", "rate-predictor"),
+    }  # fmt: skip
+
+
+def test_rate_predictor_stage_loss_is_the_models_rate_loss():
+    from modeling_inputs import media
+    from modeling_mmsllama.modeling_mmsllama import speech_rate_loss
+    from training.stages import RatePredictorStage
+
+    torch.manual_seed(0)
+    model = MMSLlamaForConditionalGeneration(MMSLlamaConfig.from_preset("tiny", frozen_modules=["audio_encoder"]))
+    inputs = media(model.config, [50, 30])
+    labels = torch.tensor([0.8, 1.3])
+    out = RatePredictorStage(model)(inputs["input_features"], inputs["input_features_mask"], labels)
+    with torch.no_grad():
+        rate = model.get_speech_embeddings(inputs["input_features"], inputs["input_features_mask"]).predicted_rate
+    assert torch.allclose(out["loss"], speech_rate_loss(rate, labels))
+    assert out["loss"].requires_grad  # the predictor trains, the frozen encoder does not

@@ -21,19 +21,12 @@ from modeling_mmsllama import MMSLlamaConfig, MMSLlamaForConditionalGeneration, 
 from modeling_mmsllama.processing_mmsllama import MMSLlamaProcessor
 from processing.noise import PAPER_NOISE_PROBABILITY, PAPER_SNRS_DB, NoiseAugmenter
 
-from .augment import EncoderAugment
-from .collator import AVSRCollator, TextCollator, training_noises
-from .ctc import CTCVocabulary
+from .collator import training_noises
 from .data import AVSRDataset, load_split
 from .evaluation import evaluate, evaluation_noise, format_table, write_report
 from .memory import keep_freed_memory
-from .stages import (STAGES, EncoderStageModel, LanguageModelStage, RatePredictorStage, add_lora, build_model,
-                     frozen_modules)
+from .stages import STAGE_TABLE, STAGES, Stage, build_model, frozen_modules
 from .trainer import MMSLlamaTrainer, latest_complete_checkpoint
-
-
-CTC_EVAL_UTTERANCES = 200
-STAGE_INPUTS = {"encoders": (), "lm": (), "rate-predictor": ("encoders",), "avsr": ("encoders", "lm", "rate-predictor")}
 
 
 @dataclass
@@ -93,21 +86,13 @@ def _training_args(args: StageArguments, training: TrainingArguments) -> Trainin
 
 def train(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None = None) -> Path:
     """Trains one stage as `mmsllama-train argv` would; `callbacks` are added to the `Trainer` (e.g. timers)."""
-    parser = HfArgumentParser((StageArguments, TrainingArguments))
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if "--output_dir" not in argv:
-        argv += ["--output_dir", _value(argv, "--out")]
-    args, training = parser.parse_args_into_dataclasses(args=argv)
-    if args.stage not in STAGES:
-        raise MMSLlamaInputError(f"--stage {args.stage!r} is not one of {STAGES}.")
-    if args.valid_split == "test":
-        raise MMSLlamaInputError("--valid_split must not be the test split: validate on held-out data you do not report.")
-    training = _training_args(args, training)
+    args, training = _parse(argv)
+    stage = STAGE_TABLE[args.stage]
     set_seed(training.seed)
 
     overrides = json.loads(args.config_overrides) if args.config_overrides else {}
     given = {"encoders": args.encoders, "lm": args.lm, "rate-predictor": args.rate_predictor}
-    parts = {stage: given[stage] for stage in STAGE_INPUTS[args.stage]}
+    parts = {name: given[name] for name in stage.inputs}
     frozen = frozen_modules(args.stage, args.lora_r)
     model = _build_without_zero3_init(training, args.preset, overrides, frozen, parts, args.init)
     processor = MMSLlamaProcessor.from_config(model.config)
@@ -116,42 +101,19 @@ def train(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None
     train_utts = load_split(args.data, args.train_split, args.limit_train, args.skip_bad_samples, max_frames)
     valid_utts = load_split(args.data, args.valid_split, None, args.skip_bad_samples, max_frames)
     noise = None
-    if args.noise_probability > 0 and args.stage in ("encoders", "avsr"):
+    if args.noise_probability > 0 and stage.noisy:
         noise = NoiseAugmenter(training_noises(train_utts, training.seed), tuple(args.noise_snrs), args.noise_probability)
-
-    wer_utterances = None
-    augment = EncoderAugment() if args.augment_encoders else None
-    if args.stage == "encoders":
-        # the inventory covers the validation labels too, so a unit rare enough to miss the training split is no error
-        vocabulary = CTCVocabulary.from_utterances(_ctc_units(args.ctc_units, train_utts), train_utts + valid_utts)
-        print(f"encoders: {args.encoder_objective} on {len(vocabulary) - 1} {vocabulary.units}")
-        module = EncoderStageModel(model, vocabulary, args.encoder_objective)
-        framewise = args.encoder_objective == "framewise"
-        collator = AVSRCollator(processor, noise, augment=args.augment_video, with_text=False, ctc=vocabulary,
-                                encoder_augment=augment, frame_targets=framewise)
-        eval_collator = AVSRCollator(processor, with_text=False, ctc=vocabulary, frame_targets=framewise)
-    elif args.stage == "lm":
-        module = LanguageModelStage(model)
-        collator = eval_collator = TextCollator(processor.tokenizer)
-    elif args.stage == "rate-predictor":
-        module = RatePredictorStage(model)
-        collator = eval_collator = AVSRCollator(processor, with_text=False, modality="audio")
-    else:
-        module = add_lora(model, args.lora_r, args.lora_alpha, args.lora_dropout) if args.lora_r else model
-        collator = AVSRCollator(processor, noise, args.drop_audio, args.drop_video, args.augment_video,
-                                encoder_augment=augment)
-        eval_collator = AVSRCollator(processor)
-        wer_utterances = valid_utts[: args.wer_samples]
+    setup = stage.setup(model, args, processor, train_utts, valid_utts, noise)
 
     trainer = MMSLlamaTrainer(
-        model=module,
+        model=setup.module,
         args=training,
         train_dataset=AVSRDataset(train_utts),
         eval_dataset=AVSRDataset(valid_utts),
-        data_collator=collator,
-        eval_data_collator=eval_collator,
+        data_collator=setup.collator,
+        eval_data_collator=setup.eval_collator,
         processing_class=processor,
-        wer_utterances=wer_utterances,
+        wer_utterances=setup.wer_utterances,
         wer_processor=processor,
         callbacks=callbacks,
     )
@@ -161,39 +123,35 @@ def train(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None
     if args.keep_freed_memory:  # after the data are loaded: decoding's temporary buffers do not stay resident
         keep_freed_memory()
     trainer.train(resume_from_checkpoint=checkpoint)
-    out = _save_final(trainer, module, model, processor, args)
-    if args.stage == "encoders" and trainer.args.should_save:
-        _report_ctc_error_rates(module, valid_utts[:CTC_EVAL_UTTERANCES], eval_collator, out, args.valid_split)
+    out = _save_final(trainer, stage, setup.module, model, processor, args)
+    if setup.after_training is not None and trainer.args.should_save:
+        setup.after_training(out)
     return out
 
 
-def _ctc_units(requested: str, utterances) -> str:
-    if requested != "auto":
-        return requested
-    return "phonemes" if all(u.phonemes for u in utterances) else "characters"
+def _parse(argv: list[str] | None) -> tuple[StageArguments, TrainingArguments]:
+    """`mmsllama-train`'s flags -> (StageArguments, TrainingArguments), with the stage and splits checked."""
+    parser = HfArgumentParser((StageArguments, TrainingArguments))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--output_dir" not in argv:
+        argv += ["--output_dir", _value(argv, "--out")]
+    args, training = parser.parse_args_into_dataclasses(args=argv)
+    if args.stage not in STAGES:
+        raise MMSLlamaInputError(f"--stage {args.stage!r} is not one of {STAGES}.")
+    if args.valid_split == "test":
+        raise MMSLlamaInputError("--valid_split must not be the test split: validate on held-out data you do not report.")
+    return args, _training_args(args, training)
 
 
-def _report_ctc_error_rates(module: EncoderStageModel, utterances, collator, out: Path, split: str) -> None:
-    """Greedy (best-path) unit error rates of both encoders on clean held-out utterances, printed and saved as
-    ctc_eval.json: the check that the encoders are good enough before the avsr stage."""
-    rates = module.error_rates(utterances, collator)
-    unit = {"phonemes": "phone", "characters": "character"}[module.vocabulary.units]
-    report = {"split": split, "utterances": len(utterances), "units": module.vocabulary.units,
-              **{f"{stream}_error_rate": round(rate, 2) for stream, rate in rates.items()}}  # fmt: skip
-    (out / "ctc_eval.json").write_text(json.dumps(report, indent=2))
-    print(f"{unit} error rate on {len(utterances)} clean {split} utterances: "
-          f"audio {rates['audio']:.1f}%, video {rates['video']:.1f}%")  # fmt: skip
-
-
-def _save_final(trainer, module, model, processor, args: StageArguments) -> Path:
+def _save_final(trainer, stage: Stage, module, model, processor, args: StageArguments) -> Path:
     out = Path(args.out)
     if not trainer.args.should_save:
         return out
-    if args.stage == "avsr" and args.lora_r:
+    if stage.lora and args.lora_r:
         module.save_pretrained(out / "adapter")  # the LoRA adapter and the modules_to_save, for reference
         model = module.merge_and_unload()
     model.config.frozen_modules = list(MMSLlamaConfig.from_preset(args.preset).frozen_modules)  # for inference
-    if hasattr(module, "save") and args.stage != "avsr":
+    if hasattr(module, "save") and not stage.lora:
         module.save(out)
     else:
         model.save_pretrained(out)

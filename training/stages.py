@@ -7,10 +7,16 @@
 - `avsr`: the paper's stage: frozen encoders, rate predictor and LLM (LoRA on q/k/v/o); the length adapter, fusion,
   Q-Former and projector train.
 
-Every stage saves a complete MMS-LLaMA folder; later stages take the parts they need from earlier ones.
+Every stage saves a complete MMS-LLaMA folder; later stages take the parts they need from earlier ones. `STAGE_TABLE`
+says, for each stage, what it keeps frozen, which earlier stages' weights it starts from, and how it builds the module
+`Trainer` trains with its collators (`StageSetup`).
 """
 
+import json
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -20,13 +26,15 @@ from torch import nn
 
 from modeling_mmsllama import MMSLlamaConfig, MMSLlamaForConditionalGeneration
 from modeling_mmsllama.errors_mmsllama import MMSLlamaInputError
+from modeling_mmsllama.modeling_mmsllama import speech_rate_loss
 
+from .augment import EncoderAugment
+from .collator import AVSRCollator, TextCollator
 from .ctc import BLANK_ID, CTCVocabulary
 from .data import Utterance
 from .evaluation import token_error_rate
 
 
-STAGES = ("encoders", "lm", "rate-predictor", "avsr")
 PART_PREFIXES = {  # which weights each earlier stage contributes
     "encoders": ("audio_encoder.", "vision_encoder."),
     "lm": ("language_model.",),
@@ -35,17 +43,7 @@ PART_PREFIXES = {  # which weights each earlier stage contributes
 LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj)"
 TRAINED_IN_AVSR = ("audio_adapter", "video_adapter", "fusion", "qformer", "projector", "video_projector")
 CTC_HEADS_FILE = "ctc_heads.safetensors"
-
-
-def frozen_modules(stage: str, lora_r: int) -> list[str]:
-    """The modules a stage keeps frozen (`lora_r` 0: the avsr stage trains the LLM fully)."""
-    if stage == "encoders":
-        return ["rate_predictor", "language_model", "qformer", "projector", "audio_adapter", "fusion"]
-    if stage == "lm":
-        return ["audio_encoder", "vision_encoder", "rate_predictor", "qformer", "projector", "audio_adapter", "fusion"]
-    if stage == "rate-predictor":
-        return ["audio_encoder", "vision_encoder", "language_model", "qformer", "projector", "audio_adapter", "fusion"]
-    return ["audio_encoder", "vision_encoder", "rate_predictor"] + (["language_model"] if lora_r else [])
+CTC_EVAL_UTTERANCES = 200
 
 
 def load_parts(model: MMSLlamaForConditionalGeneration, folder: str | os.PathLike, stage: str) -> int:
@@ -92,9 +90,9 @@ class EncoderStageModel(nn.Module):
     def logits(self, input_features, pixel_values_videos, video_mask) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """{"audio": (logits (B, 2T, V), lengths), "video": (logits (B, T, V), lengths)}."""
         num_frames = video_mask.long().sum(-1)
-        audio = self.model._encode_audio(input_features, num_frames)  # (B, L, Da) at 50 Hz
+        audio = self.model.encode_audio(input_features, num_frames)  # (B, L, Da) at 50 Hz
         audio_lengths = torch.clamp(2 * num_frames, max=audio.shape[1])
-        video = self.model.vision_encoder(pixel_values_videos, video_mask.bool()).last_hidden_state  # (B, T, Dv)
+        video = self.model.encode_video(pixel_values_videos, video_mask)  # (B, T, Dv)
         return {"audio": (self.audio_head(audio), audio_lengths), "video": (self.video_head(video), num_frames)}
 
     @staticmethod
@@ -166,11 +164,11 @@ class RatePredictorStage(nn.Module):
         self.model = model
 
     def forward(self, input_features, input_features_mask, speech_rate_labels, video_mask=None, **unused):
-        num_frames = self.model._num_frames(input_features_mask, None, None) if video_mask is None else video_mask.sum(-1)
+        num_frames = self.model.count_frames(input_features_mask, None, None) if video_mask is None else video_mask.sum(-1)
         with torch.no_grad():
-            audio = self.model._encode_audio(input_features, num_frames)[:, : 2 * int(num_frames.max())]
-        rate = self.model._predict_rate(audio, num_frames)
-        loss = F.mse_loss(rate.float(), speech_rate_labels.float())
+            audio = self.model.encode_audio(input_features, num_frames)[:, : 2 * int(num_frames.max())]
+        rate = self.model.predict_speech_rate(audio, num_frames)
+        loss = speech_rate_loss(rate, speech_rate_labels)
         return {"loss": loss, "mean_abs_error": (rate.detach() - speech_rate_labels).abs().mean()}
 
     def save(self, folder: str | os.PathLike) -> None:
@@ -206,4 +204,107 @@ def add_lora(model: MMSLlamaForConditionalGeneration, r: int, alpha: int, dropou
     return get_peft_model(model, config)
 
 
-__all__ = ["STAGES", "ENCODER_OBJECTIVES", "EncoderStageModel", "LanguageModelStage", "RatePredictorStage", "build_model", "add_lora", "load_parts"]
+@dataclass
+class StageSetup:
+    """What `Trainer` gets for one stage: the module it trains, the training and evaluation collators, the validation
+    utterances transcribed for WER (avsr), and a report to run on the saved folder after training (encoders)."""
+
+    module: nn.Module
+    collator: Callable
+    eval_collator: Callable
+    wer_utterances: list[Utterance] | None = None
+    after_training: Callable[[Path], None] | None = None
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the recipe.
+
+    Attributes:
+        frozen: the top-level modules it keeps frozen.
+        inputs: the earlier stages whose weights it starts from (`load_parts`).
+        setup: `(model, args, processor, train_utterances, valid_utterances, noise) -> StageSetup`, where `args` are
+            the `StageArguments` of `mmsllama-train`.
+        noisy: whether its training audio gets noise (`--noise_probability`).
+        lora: whether `--lora_r` > 0 puts LoRA on its (then frozen) LLM.
+    """
+
+    frozen: tuple[str, ...]
+    inputs: tuple[str, ...]
+    setup: Callable[..., StageSetup]
+    noisy: bool = False
+    lora: bool = False
+
+
+def _ctc_units(requested: str, utterances: list[Utterance]) -> str:
+    if requested != "auto":
+        return requested
+    return "phonemes" if all(u.phonemes for u in utterances) else "characters"
+
+
+def report_ctc_error_rates(module: EncoderStageModel, utterances, collator, out: Path, split: str) -> None:
+    """Greedy (best-path) unit error rates of both encoders on clean held-out utterances, printed and saved as
+    ctc_eval.json: the check that the encoders are good enough before the avsr stage."""
+    rates = module.error_rates(utterances, collator)
+    unit = {"phonemes": "phone", "characters": "character"}[module.vocabulary.units]
+    report = {"split": split, "utterances": len(utterances), "units": module.vocabulary.units,
+              **{f"{stream}_error_rate": round(rate, 2) for stream, rate in rates.items()}}  # fmt: skip
+    (out / "ctc_eval.json").write_text(json.dumps(report, indent=2))
+    print(f"{unit} error rate on {len(utterances)} clean {split} utterances: "
+          f"audio {rates['audio']:.1f}%, video {rates['video']:.1f}%")  # fmt: skip
+
+
+def _setup_encoders(model, args, processor, train_utts, valid_utts, noise) -> StageSetup:
+    # the inventory covers the validation labels too, so a unit rare enough to miss the training split is no error
+    vocabulary = CTCVocabulary.from_utterances(_ctc_units(args.ctc_units, train_utts), train_utts + valid_utts)
+    print(f"encoders: {args.encoder_objective} on {len(vocabulary) - 1} {vocabulary.units}")
+    module = EncoderStageModel(model, vocabulary, args.encoder_objective)
+    framewise = args.encoder_objective == "framewise"
+    augment = EncoderAugment() if args.augment_encoders else None
+    collator = AVSRCollator(processor, noise, augment=args.augment_video, with_text=False, ctc=vocabulary,
+                            encoder_augment=augment, frame_targets=framewise)  # fmt: skip
+    eval_collator = AVSRCollator(processor, with_text=False, ctc=vocabulary, frame_targets=framewise)
+    report = partial(report_ctc_error_rates, module, valid_utts[:CTC_EVAL_UTTERANCES], eval_collator,
+                     split=args.valid_split)  # called with the saved folder
+    return StageSetup(module, collator, eval_collator, after_training=report)
+
+
+def _setup_lm(model, args, processor, train_utts, valid_utts, noise) -> StageSetup:
+    collator = TextCollator(processor.tokenizer)
+    return StageSetup(LanguageModelStage(model), collator, collator)
+
+
+def _setup_rate_predictor(model, args, processor, train_utts, valid_utts, noise) -> StageSetup:
+    collator = AVSRCollator(processor, with_text=False, modality="audio")
+    return StageSetup(RatePredictorStage(model), collator, collator)
+
+
+def _setup_avsr(model, args, processor, train_utts, valid_utts, noise) -> StageSetup:
+    module = add_lora(model, args.lora_r, args.lora_alpha, args.lora_dropout) if args.lora_r else model
+    augment = EncoderAugment() if args.augment_encoders else None
+    collator = AVSRCollator(processor, noise, args.drop_audio, args.drop_video, args.augment_video,
+                            encoder_augment=augment)  # fmt: skip
+    return StageSetup(module, collator, AVSRCollator(processor), wer_utterances=valid_utts[: args.wer_samples])
+
+
+_LATER_PARTS = ("qformer", "projector", "audio_adapter", "fusion")  # what only the avsr stage trains
+STAGE_TABLE = {
+    "encoders": Stage(("rate_predictor", "language_model") + _LATER_PARTS, (), _setup_encoders, noisy=True),
+    "lm": Stage(("audio_encoder", "vision_encoder", "rate_predictor") + _LATER_PARTS, (), _setup_lm),
+    "rate-predictor": Stage(("audio_encoder", "vision_encoder", "language_model") + _LATER_PARTS, ("encoders",),
+                            _setup_rate_predictor),
+    "avsr": Stage(("audio_encoder", "vision_encoder", "rate_predictor"), ("encoders", "lm", "rate-predictor"),
+                  _setup_avsr, noisy=True, lora=True),
+}  # fmt: skip
+STAGES = tuple(STAGE_TABLE)
+
+
+def frozen_modules(stage: str, lora_r: int) -> list[str]:
+    """The modules a stage keeps frozen (the LLM too when the stage puts LoRA on it, `lora_r` > 0)."""
+    entry = STAGE_TABLE[stage]
+    return list(entry.frozen) + (["language_model"] if entry.lora and lora_r else [])
+
+
+__all__ = ["STAGES", "STAGE_TABLE", "Stage", "StageSetup", "ENCODER_OBJECTIVES", "EncoderStageModel",
+           "LanguageModelStage", "RatePredictorStage", "build_model", "add_lora", "load_parts", "frozen_modules",
+           "report_ctc_error_rates"]
