@@ -381,6 +381,7 @@ def _parser() -> argparse.ArgumentParser:
                              "split's mean otherwise)")
     parser.add_argument("--no-dataset", action="store_true", help="merge without writing the datasets copy")
     parser.add_argument("--detect-every", type=int, default=5, help="frames between face detections")
+    parser.add_argument("--landmark-every", type=int, default=2, help="frames between landmark passes (default 2)")
     parser.add_argument("--face-selection", choices=("largest", "central"), default="largest")
     parser.add_argument("--max-missing-ratio", type=float, default=0.5, help="largest share of frames without a face")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -403,8 +404,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     shard_index, num_shards = _launcher_shard() if args.shard_from_env else (args.shard_index, args.num_shards)
     clips = list_videos(args.videos, args.dataset_tag) if args.videos else list_manifests(args.manifest)
-    extractor_kwargs = dict(detect_every=args.detect_every, face_selection=args.face_selection,
-                            max_missing_ratio=args.max_missing_ratio)  # fmt: skip
+    extractor_kwargs = dict(detect_every=args.detect_every, landmark_every=args.landmark_every,
+                            face_selection=args.face_selection, max_missing_ratio=args.max_missing_ratio)  # fmt: skip
     report = prepare_shard(clips, args.out, num_shards=num_shards, shard_index=shard_index, num_proc=args.num_proc,
                            extractor_kwargs=extractor_kwargs, progress=not args.quiet)  # fmt: skip
     print(f"{report.name}: {report.ok} clips ok, {report.failed} failed")
