@@ -11,6 +11,8 @@ from .errors_mmsllama import MMSLlamaInputError
 VIDEO_FPS = 25  # frames per second of the lip video; AV-HuBERT and the allocation formula assume it
 AUDIO_SAMPLING_RATE = 16000  # Hz
 SAMPLES_PER_VIDEO_FRAME = AUDIO_SAMPLING_RATE // VIDEO_FPS  # 640 samples = 40 ms
+ROI_SIZE = 96  # px, side of the mouth crop handed to the video processor (which centre-crops 88)
+MODALITIES = ("av", "audio", "video")  # which streams an input carries (a missing one is zeros)
 MEL_FRAMES_PER_VIDEO_FRAME = 4  # Whisper log-mel hop is 10 ms
 DEFAULT_PROMPT = "Recognize this speech in English. Input : "  # paper-spec section 7, verbatim
 SPEECH_TOKEN = "<|speech|>"

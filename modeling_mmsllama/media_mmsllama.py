@@ -10,12 +10,10 @@ from fractions import Fraction
 
 import numpy as np
 
+from .configuration_mmsllama import AUDIO_SAMPLING_RATE, SAMPLES_PER_VIDEO_FRAME, VIDEO_FPS
 from .errors_mmsllama import MMSLlamaInputError
 
 
-SAMPLE_RATE = 16_000  # Hz, the Whisper encoder's input rate
-VIDEO_FPS = 25  # frames/s, the AV-HuBERT encoder's input rate
-SAMPLES_PER_FRAME = SAMPLE_RATE // VIDEO_FPS  # 640 audio samples = 40 ms = one video frame
 FPS_TOLERANCE = 0.01  # frames/s; a source within this of 25 fps is used frame for frame
 
 
@@ -90,7 +88,7 @@ def _decode(container, path: str, video_stream, audio_stream):
     streams = [stream for stream in (video_stream, audio_stream) if stream is not None]
     for stream in streams:
         stream.thread_type = "AUTO"
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_SAMPLING_RATE)
     frames, frame_times, chunks, audio_start = [], [], [], None
     stream_kind = "video"
     try:
@@ -136,8 +134,8 @@ def _frames_at_25fps(frames: list, times: np.ndarray, stream, media: Media) -> n
 
 def _conversion_notes(source_rate: int, source_channels: int) -> list[str]:
     notes = []
-    if source_rate != SAMPLE_RATE:
-        notes.append(f"audio resampled from {source_rate} Hz to {SAMPLE_RATE} Hz")
+    if source_rate != AUDIO_SAMPLING_RATE:
+        notes.append(f"audio resampled from {source_rate} Hz to {AUDIO_SAMPLING_RATE} Hz")
     if source_channels != 1:
         notes.append(f"audio down-mixed from {source_channels} channels to mono")
     return notes
@@ -188,7 +186,7 @@ def read_media(path: str | os.PathLike, *, video: bool = True, audio: bool = Tru
         if audio_stream is not None:
             if waveform.size == 0:
                 raise MMSLlamaInputError(f"{path}: the audio stream has no samples (zero-length audio).", source=path)
-            _check_finite(waveform, path, SAMPLE_RATE)
+            _check_finite(waveform, path, AUDIO_SAMPLING_RATE)
             media.source_sample_rate = audio_stream.rate or audio_stream.codec_context.sample_rate
             media.source_channels = audio_stream.codec_context.channels
             media.notes += _conversion_notes(media.source_sample_rate, media.source_channels)
@@ -200,7 +198,7 @@ def read_media(path: str | os.PathLike, *, video: bool = True, audio: bool = Tru
 
 def _shift(audio: np.ndarray, offset_seconds: float, media: Media) -> np.ndarray:
     """Moves the audio so that it starts with the video: pads when it starts later, drops when earlier."""
-    offset = round(offset_seconds * SAMPLE_RATE)
+    offset = round(offset_seconds * AUDIO_SAMPLING_RATE)
     if offset == 0:
         return audio
     media.notes.append(f"audio shifted by {offset_seconds * 1000:+.1f} ms to start with the video")
@@ -263,11 +261,11 @@ def prepare_waveform(waveform, sampling_rate: int | None, source: str = "audio")
 
 def resample_audio(waveform: np.ndarray, sampling_rate: int) -> np.ndarray:
     """Resamples a mono waveform to 16 kHz with a polyphase filter (exact rational ratio)."""
-    if sampling_rate == SAMPLE_RATE:
+    if sampling_rate == AUDIO_SAMPLING_RATE:
         return waveform.astype(np.float32)
     from scipy.signal import resample_poly
 
-    ratio = Fraction(SAMPLE_RATE, sampling_rate)
+    ratio = Fraction(AUDIO_SAMPLING_RATE, sampling_rate)
     return resample_poly(waveform, ratio.numerator, ratio.denominator).astype(np.float32)
 
 
@@ -277,22 +275,19 @@ def align_audio_to_frames(audio: np.ndarray, num_frames: int) -> tuple[np.ndarra
     Returns:
         The aligned audio and a note describing the change (`None` when the lengths already matched).
     """
-    target = num_frames * SAMPLES_PER_FRAME
+    target = num_frames * SAMPLES_PER_VIDEO_FRAME
     difference = len(audio) - target
     if difference == 0:
         return audio, None
     if difference > 0:
         return audio[
             :target
-        ], f"audio trimmed by {difference / SAMPLE_RATE * 1000:.1f} ms to match {num_frames} video frames"
+        ], f"audio trimmed by {difference / AUDIO_SAMPLING_RATE * 1000:.1f} ms to match {num_frames} video frames"
     padded = np.concatenate([audio, np.zeros(-difference, audio.dtype)])
-    return padded, f"audio zero-padded by {-difference / SAMPLE_RATE * 1000:.1f} ms to match {num_frames} video frames"
+    return padded, f"audio zero-padded by {-difference / AUDIO_SAMPLING_RATE * 1000:.1f} ms to match {num_frames} video frames"
 
 
 __all__ = [
-    "SAMPLE_RATE",
-    "VIDEO_FPS",
-    "SAMPLES_PER_FRAME",
     "Media",
     "read_media",
     "prepare_waveform",

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .configuration_mmsllama import ROI_SIZE
 from .errors_mmsllama import MMSLlamaInputError
 
 
-ROI_SIZE = 96  # px, side of the mouth crop handed to the video processor (which centre-crops 88)
 KEYPOINT_NAMES = ("eye_image_left", "eye_image_right", "nose_tip", "mouth_centre")
 # Where the warp puts the eyes and the nose tip, in px of a 256x256 canonical face. The eye centres are 64 px apart,
 # so a typical mouth (0.8-0.9 eye distances wide) fills a little over half of the 96 px crop, as in LRS3 crops.

@@ -23,19 +23,16 @@ import numpy as np
 import torch
 from transformers import Pipeline
 
+from .configuration_mmsllama import AUDIO_SAMPLING_RATE, MODALITIES, SAMPLES_PER_VIDEO_FRAME, VIDEO_FPS
 from .errors_mmsllama import MMSLlamaInputError
 from .media_mmsllama import (
     FPS_TOLERANCE,
-    SAMPLE_RATE,
-    SAMPLES_PER_FRAME,
-    VIDEO_FPS,
     import_av,
     open_container,
     prepare_waveform,
 )
 
 
-MODALITIES = ("av", "audio", "video")
 ENERGY_SMOOTHING_FRAMES = 5  # 200 ms moving average of the per-frame (40 ms) energy
 PAUSE_MARGIN_DB = 6.0  # a frame is a pause if it is within max(this, a quarter of the range) of the window's floor
 PAUSE_MIN_CONTRAST_DB = 10.0  # floor-to-peak range (5th to 95th percentile) below which no pause is sought
@@ -80,7 +77,7 @@ def stream_media(path: str | os.PathLike, video: bool = True, audio: bool = True
         streams = [s for s in (video_stream, audio_stream) if s is not None]
         for stream in streams:
             stream.thread_type = "AUTO"
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE) if audio_stream is not None else None
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_SAMPLING_RATE) if audio_stream is not None else None
         source_fps = None
         if video_stream is not None:
             rate = video_stream.average_rate or video_stream.guessed_rate
@@ -106,7 +103,7 @@ def stream_media(path: str | os.PathLike, video: bool = True, audio: bool = True
             state["aligned"] = True
             head = np.concatenate(pending_audio) if pending_audio else np.zeros(0, np.float32)
             pending_audio.clear()
-            offset = round(((state["audio_start"] or 0.0) - state["video_start"]) * SAMPLE_RATE)
+            offset = round(((state["audio_start"] or 0.0) - state["video_start"]) * AUDIO_SAMPLING_RATE)
             if offset > 0:
                 head = np.concatenate([np.zeros(offset, np.float32), head])
             elif offset < 0:
@@ -159,7 +156,7 @@ def stream_media(path: str | os.PathLike, video: bool = True, audio: bool = True
                         samples = converted.to_ndarray().reshape(-1)
                         state["audio_out"] += len(samples)
                         take_audio(samples)
-            if len(out_frames) >= block_frames or (video_stream is None and sum(map(len, out_audio)) >= block_frames * SAMPLES_PER_FRAME):
+            if len(out_frames) >= block_frames or (video_stream is None and sum(map(len, out_audio)) >= block_frames * SAMPLES_PER_VIDEO_FRAME):
                 block = flush()
                 if block is not None:
                     yield block
@@ -200,10 +197,10 @@ class Chunk:
 
 def frame_energy_db(audio: np.ndarray) -> np.ndarray:
     """RMS level per 40 ms frame in dBFS, smoothed over 200 ms; `audio` is 16 kHz, cut to whole frames."""
-    frames = len(audio) // SAMPLES_PER_FRAME
+    frames = len(audio) // SAMPLES_PER_VIDEO_FRAME
     if frames == 0:
         return np.full(1, -120.0)
-    power = np.mean(audio[: frames * SAMPLES_PER_FRAME].astype(np.float64).reshape(frames, SAMPLES_PER_FRAME) ** 2, 1)
+    power = np.mean(audio[: frames * SAMPLES_PER_VIDEO_FRAME].astype(np.float64).reshape(frames, SAMPLES_PER_VIDEO_FRAME) ** 2, 1)
     if frames >= ENERGY_SMOOTHING_FRAMES:
         kernel = np.ones(ENERGY_SMOOTHING_FRAMES) / ENERGY_SMOOTHING_FRAMES
         half = ENERGY_SMOOTHING_FRAMES // 2
@@ -253,9 +250,9 @@ def iter_chunks(blocks, max_frames: int, overlap_frames: int = 0, min_frames: in
 
     def buffered_frames() -> int:
         video = sum(len(f) for f in frames_buffer) if has_video else None
-        audio = sum(len(a) for a in audio_buffer) // SAMPLES_PER_FRAME if has_audio else None
+        audio = sum(len(a) for a in audio_buffer) // SAMPLES_PER_VIDEO_FRAME if has_audio else None
         if finished:  # the stream's length is its video's, else its audio's (rounded up)
-            return video if has_video else -(-sum(len(a) for a in audio_buffer) // SAMPLES_PER_FRAME)
+            return video if has_video else -(-sum(len(a) for a in audio_buffer) // SAMPLES_PER_VIDEO_FRAME)
         return min(v for v in (video, audio) if v is not None)
 
     while True:
@@ -284,15 +281,15 @@ def iter_chunks(blocks, max_frames: int, overlap_frames: int = 0, min_frames: in
         if last:
             length = available
         elif has_audio and use_vad:
-            length = find_pause(frame_energy_db(audio[: (max_frames + 1) * SAMPLES_PER_FRAME]), min_frames, max_frames)
+            length = find_pause(frame_energy_db(audio[: (max_frames + 1) * SAMPLES_PER_VIDEO_FRAME]), min_frames, max_frames)
         else:
             length = max_frames
         chunk_frames = frames[:length].copy() if frames is not None else None  # copies: the buffer is let go
         chunk_audio = None
         if audio is not None:
-            chunk_audio = audio[: length * SAMPLES_PER_FRAME].copy()
-            if len(chunk_audio) < length * SAMPLES_PER_FRAME:
-                chunk_audio = np.concatenate([chunk_audio, np.zeros(length * SAMPLES_PER_FRAME - len(chunk_audio), np.float32)])
+            chunk_audio = audio[: length * SAMPLES_PER_VIDEO_FRAME].copy()
+            if len(chunk_audio) < length * SAMPLES_PER_VIDEO_FRAME:
+                chunk_audio = np.concatenate([chunk_audio, np.zeros(length * SAMPLES_PER_VIDEO_FRAME - len(chunk_audio), np.float32)])
         silent = chunk_audio is not None and float(frame_energy_db(chunk_audio).max()) < SILENCE_DB
         yield Chunk(offset, offset + length, chunk_frames, chunk_audio, previous_overlap, last, silent)
         if last:
@@ -300,7 +297,7 @@ def iter_chunks(blocks, max_frames: int, overlap_frames: int = 0, min_frames: in
         step = length if (has_audio and use_vad) else max(1, length - overlap_frames)
         previous_overlap = length - step
         frames_buffer = [frames[step:]] if frames is not None else []
-        audio_buffer = [audio[step * SAMPLES_PER_FRAME :]] if audio is not None else []
+        audio_buffer = [audio[step * SAMPLES_PER_VIDEO_FRAME :]] if audio is not None else []
         offset += step
 
 
@@ -442,7 +439,7 @@ class MMSLlamaASRPipeline(Pipeline):
     @property
     def max_chunk_frames(self) -> int:
         """Longest clip the model and processor take, in 25 fps frames."""
-        return min(int(self.model.config.max_video_frames), self.processor.max_samples // SAMPLES_PER_FRAME)
+        return min(int(self.model.config.max_video_frames), self.processor.max_samples // SAMPLES_PER_VIDEO_FRAME)
 
     # -- the Pipeline steps -------------------------------------------------------------------------------------------
 
@@ -558,7 +555,7 @@ class MMSLlamaASRPipeline(Pipeline):
             model_inputs = self.processor(
                 videos=[c.frames for _, c in batch] if batch[0][1].frames is not None else None,
                 audio=[c.audio for _, c in batch] if batch[0][1].audio is not None else None,
-                sampling_rate=SAMPLE_RATE,
+                sampling_rate=AUDIO_SAMPLING_RATE,
                 modality=request_modality,
             )
             outputs = self._forward(model_inputs, **forward)

@@ -11,24 +11,29 @@ from transformers.processing_utils import ProcessorMixin
 from transformers.tokenization_utils_base import AddedToken
 from transformers.utils import logging
 
-from .configuration_mmsllama import DEFAULT_PROMPT, SPEECH_TOKEN, MMSLlamaConfig
+from .configuration_mmsllama import (
+    AUDIO_SAMPLING_RATE,
+    DEFAULT_PROMPT,
+    MODALITIES,
+    ROI_SIZE,
+    SAMPLES_PER_VIDEO_FRAME,
+    SPEECH_TOKEN,
+    VIDEO_FPS,
+    MMSLlamaConfig,
+)
 from .errors_mmsllama import MMSLlamaInputError
 from .media_mmsllama import (
-    SAMPLE_RATE,
-    SAMPLES_PER_FRAME,
-    VIDEO_FPS,
     align_audio_to_frames,
     prepare_waveform,
     read_media,
 )
 from .mouth_roi_mmsllama import MouthROIExtractor, to_gray
 from .tokenization_mmsllama import MAX_BUILTIN_VOCAB_SIZE, build_char_tokenizer
-from .video_processing_mmsllama import ROI_SIDE, MMSLlamaVideoProcessor
+from .video_processing_mmsllama import MMSLlamaVideoProcessor
 
 
 logger = logging.get_logger(__name__)
 
-MODALITIES = ("av", "audio", "video")
 MEL_HOP = 160  # audio samples per Whisper log-mel frame (10 ms)
 MAX_ROI_SIDE = 128  # px; video frames no larger than this on both sides are taken as ready-made mouth crops
 IGNORE_INDEX = -100  # label value the loss skips
@@ -134,16 +139,16 @@ class MMSLlamaProcessor(ProcessorMixin):
                 character vocabulary of the small presets. A path is loaded with `AutoTokenizer` (local files only).
         """
         mel_frames = 2 * config.audio_config.max_source_positions
-        if (mel_frames * MEL_HOP) % SAMPLE_RATE:
+        if (mel_frames * MEL_HOP) % AUDIO_SAMPLING_RATE:
             raise MMSLlamaInputError(
                 f"audio_config.max_source_positions={config.audio_config.max_source_positions} gives a "
-                f"{mel_frames * MEL_HOP / SAMPLE_RATE} s window; the Whisper feature extractor needs whole seconds."
+                f"{mel_frames * MEL_HOP / AUDIO_SAMPLING_RATE} s window; the Whisper feature extractor needs whole seconds."
             )
         feature_extractor = WhisperFeatureExtractor(
             feature_size=config.audio_config.num_mel_bins,
-            sampling_rate=SAMPLE_RATE,
+            sampling_rate=AUDIO_SAMPLING_RATE,
             hop_length=MEL_HOP,
-            chunk_length=mel_frames * MEL_HOP // SAMPLE_RATE,
+            chunk_length=mel_frames * MEL_HOP // AUDIO_SAMPLING_RATE,
         )
         tokenizer = cls._resolve_tokenizer(config, tokenizer)
         return cls(
@@ -217,7 +222,7 @@ class MMSLlamaProcessor(ProcessorMixin):
     @property
     def max_samples(self) -> int:
         """Longest audio the model takes, in 16 kHz samples: the clip limit or the Whisper window, the shorter."""
-        return min(self.max_video_frames * SAMPLES_PER_FRAME, self.feature_extractor.n_samples)
+        return min(self.max_video_frames * SAMPLES_PER_VIDEO_FRAME, self.feature_extractor.n_samples)
 
     def __call__(
         self,
@@ -445,19 +450,19 @@ class MMSLlamaProcessor(ProcessorMixin):
         if sample.frames is not None:
             info.num_frames = len(sample.frames)
         else:
-            info.num_frames = -(-len(sample.audio) // SAMPLES_PER_FRAME)
+            info.num_frames = -(-len(sample.audio) // SAMPLES_PER_VIDEO_FRAME)
         if mixed and sample.frames is None:
-            sample.frames = np.zeros((info.num_frames, ROI_SIDE, ROI_SIDE), np.uint8)
+            sample.frames = np.zeros((info.num_frames, ROI_SIZE, ROI_SIZE), np.uint8)
             info.notes.append("no video: blank frames stand in (has_video=False)")
         if mixed and sample.audio is None:
-            sample.audio = np.zeros(info.num_frames * SAMPLES_PER_FRAME, np.float32)
+            sample.audio = np.zeros(info.num_frames * SAMPLES_PER_VIDEO_FRAME, np.float32)
             info.notes.append("no audio: silence stands in (has_audio=False)")
         if sample.frames is not None and sample.audio is not None:
             sample.audio, note = align_audio_to_frames(sample.audio, info.num_frames)
             if note and info.num_samples:
                 info.notes.append(note)
             info.num_samples = len(sample.audio) if info.num_samples else 0
-        limit_frames = self.max_samples // SAMPLES_PER_FRAME
+        limit_frames = self.max_samples // SAMPLES_PER_VIDEO_FRAME
         if info.num_frames > limit_frames:
             raise MMSLlamaInputError(
                 f"{source}: the clip lasts {info.num_frames / VIDEO_FPS:.2f} s ({info.num_frames} frames at 25 fps); "
@@ -471,7 +476,7 @@ class MMSLlamaProcessor(ProcessorMixin):
     def _audio_features(self, waveforms: list[np.ndarray]) -> dict:
         features = self.feature_extractor(
             waveforms,
-            sampling_rate=SAMPLE_RATE,
+            sampling_rate=AUDIO_SAMPLING_RATE,
             padding="max_length",
             return_attention_mask=True,
             return_tensors="pt",

@@ -10,13 +10,13 @@ from transformers.image_utils import PILImageResampling
 from transformers.processing_utils import VideosKwargs
 from transformers.video_processing_utils import BaseVideoProcessor
 
+from .configuration_mmsllama import ROI_SIZE
 from .errors_mmsllama import MMSLlamaInputError
 from .media_mmsllama import read_media
 
 
 ROI_MEAN = 0.421  # grayscale mean of LRS3 mouth crops after /255 (paper-spec 2.1)
 ROI_STD = 0.165  # grayscale std of LRS3 mouth crops after /255
-ROI_SIDE = 96  # px, side of the mouth crop before cropping
 CROP_SIDE = 88  # px, side the visual encoder sees
 
 
@@ -46,7 +46,7 @@ class MMSLlamaVideoProcessor(BaseVideoProcessor):
     model_input_names = ["pixel_values_videos", "video_mask"]
     valid_kwargs = MMSLlamaVideoProcessorKwargs
     resample = PILImageResampling.BILINEAR
-    size = {"height": ROI_SIDE, "width": ROI_SIDE}
+    size = {"height": ROI_SIZE, "width": ROI_SIZE}
     crop_size = {"height": CROP_SIDE, "width": CROP_SIDE}
     do_resize = True
     do_center_crop = True

@@ -19,7 +19,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from modeling_mmsllama.errors_mmsllama import MMSLlamaInputError
-from modeling_mmsllama.media_mmsllama import SAMPLE_RATE, VIDEO_FPS, align_audio_to_frames, read_media
+from modeling_mmsllama.configuration_mmsllama import AUDIO_SAMPLING_RATE, VIDEO_FPS
+from modeling_mmsllama.media_mmsllama import align_audio_to_frames, read_media
 from modeling_mmsllama.mouth_roi_mmsllama import MouthROIExtractor
 from processing.manifest import read_manifest, write_manifest
 
@@ -76,7 +77,7 @@ def write_wav(path: Path, audio: np.ndarray) -> None:
     import soundfile
 
     temporary = _temporary(path)
-    soundfile.write(str(temporary), np.clip(audio, -1.0, 1.0), SAMPLE_RATE, subtype="PCM_16")
+    soundfile.write(str(temporary), np.clip(audio, -1.0, 1.0), AUDIO_SAMPLING_RATE, subtype="PCM_16")
     os.replace(temporary, path)
 
 

@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from modeling_mmsllama.configuration_mmsllama import MODALITIES
+
 
 DEMO_MODEL = Path(__file__).resolve().parent.parent / "demo_model"
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "demo_transcripts.json"
 CORPUS_UTTERANCES = 48  # indices 21-23 and 45-47 are the demo corpus's three test speakers: six clips
-MODALITIES = ("av", "audio", "video")
 NUM_BEAMS = (1, 5)
 MAX_NEW_TOKENS = 32
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from media_factory import frame_number_video, tone, write_clip
+from modeling_mmsllama.configuration_mmsllama import SAMPLES_PER_VIDEO_FRAME
 from modeling_mmsllama.errors_mmsllama import MMSLlamaInputError
 from modeling_mmsllama.media_mmsllama import (
-    SAMPLES_PER_FRAME,
     align_audio_to_frames,
     frame_indices_at_25fps,
     prepare_waveform,
@@ -72,8 +72,8 @@ def test_stereo_44k_audio_becomes_16k_mono(tmp_path):
 @pytest.mark.parametrize("num_samples,num_frames", [(16_000, 25), (15_000, 25), (17_000, 25)])
 def test_align_audio_to_frames(num_samples, num_frames):
     audio, note = align_audio_to_frames(np.ones(num_samples, np.float32), num_frames)
-    assert len(audio) == num_frames * SAMPLES_PER_FRAME
-    assert (note is None) == (num_samples == num_frames * SAMPLES_PER_FRAME)
+    assert len(audio) == num_frames * SAMPLES_PER_VIDEO_FRAME
+    assert (note is None) == (num_samples == num_frames * SAMPLES_PER_VIDEO_FRAME)
     if num_samples < len(audio):
         assert "zero-padded" in note and audio[num_samples:].sum() == 0
     elif num_samples > len(audio):
