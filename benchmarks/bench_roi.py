@@ -179,20 +179,22 @@ def preparation(corpus: Path, num_clips: int, folder: str) -> list[str]:
         f"{frames / 25 / 60:.1f} min): crop, write the 96x96 mp4 and the 16 kHz wav, then merge (manifests + `datasets` "
         "copy). Each run starts from an empty folder; the runs follow each other in one process.",
         "",
-        "| run | wall s | clips/s | frames/s | x 1 process | load average before | after |",
-        "|---|---|---|---|---|---|---|",
+        "| run | wall s | clips/s | frames/s | x 1 process | CPU s (frames/CPU-s) | load average before | after |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     results, outputs = {}, {}
     for name, num_proc in (("--num-proc 1", 1), ("--num-proc 2", 2)):
         out = Path(folder) / f"proc{num_proc}"
         load = os.getloadavg()[0]
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         prepare_shard(clips, out, num_proc=num_proc, progress=False)
         merge(out)
-        results[name] = time.perf_counter() - start
+        results[name], cpu = time.perf_counter() - start, time.process_time() - cpu
         outputs[name] = out
+        cpu_text = f"{cpu:.1f} ({frames / cpu:.0f})" if num_proc == 1 else "(in the workers)"
         lines.append(f"| {name} | {results[name]:.1f} | {len(clips) / results[name]:.2f} | {frames / results[name]:.0f} "
-                     f"| {results['--num-proc 1'] / results[name]:.2f} | {load:.1f} | {os.getloadavg()[0]:.1f} |")  # fmt: skip
+                     f"| {results['--num-proc 1'] / results[name]:.2f} | {cpu_text} | {load:.1f} "
+                     f"| {os.getloadavg()[0]:.1f} |")  # fmt: skip
     sharded = Path(folder) / "shards4"
     start = time.perf_counter()
     for index in range(4):
@@ -206,7 +208,7 @@ def preparation(corpus: Path, num_clips: int, folder: str) -> list[str]:
     failed = len((outputs["--num-proc 1"] / "failures.tsv").read_text().splitlines())
     lines += [
         f"| 4 shards one after the other (2 processes each) + merge | {shard_wall:.1f} | {len(clips) / shard_wall:.2f} "
-        f"| {frames / shard_wall:.0f} | | | |",
+        f"| {frames / shard_wall:.0f} | | | | |",
         "",
         f"Manifests ({', '.join(names)}) of the 1-process, 2-process and 4-shard runs byte-identical: "
         f"{'yes' if same else 'NO'}. Clips failed (listed in failures.tsv with their reason): {failed}.",

@@ -136,3 +136,19 @@ def test_killed_shard_resumes_where_it_stopped(raw_lrs3, single_run, tmp_path):
     main(argv)
     assert {p: p.stat().st_mtime_ns for p in done_before} == done_before  # finished clips were not cropped again
     assert _manifest_texts(tmp_path) == _manifest_texts(single_run)
+
+
+def test_shard_from_a_slurm_array_or_a_launcher(monkeypatch):
+    from processing.prepare import _launcher_shard
+
+    for name in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN", "RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(SystemExit, match="no SLURM_ARRAY_TASK_ID"):
+        _launcher_shard()
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("WORLD_SIZE", "8")
+    assert _launcher_shard() == (3, 8)  # torchrun, accelerate launch
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "12")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "64")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_MIN", "1")
+    assert _launcher_shard() == (11, 64)  # --array=1-64 counts from 1
