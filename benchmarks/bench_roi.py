@@ -106,7 +106,8 @@ def speed(folder: str) -> list[str]:
         )
     lines += [
         "",
-        f"Decoding alone (`read_media`, 25 fps gray): {decode[1]:.2f} CPU s ({num_frames / decode[1]:.0f} frames/CPU-s). "
+        f"Decoding alone (`read_media`, 25 fps gray): {decode[1]:.2f} CPU s ({num_frames / decode[1]:.0f} "
+        "frames/CPU-s). "
         f"Reading the decoder's luma plane directly instead of converting each frame with swscale would take "
         f"{luma[1]:.2f} CPU s (measured here, not what `read_media` does).",
         "",
@@ -176,8 +177,8 @@ def preparation(corpus: Path, num_clips: int, folder: str) -> list[str]:
         "## Preparation on 1 and 2 processes",
         "",
         f"`processing.prepare` on {len(clips)} synthetic talking-face clips (320x240, {frames} frames, "
-        f"{frames / 25 / 60:.1f} min): crop, write the 96x96 mp4 and the 16 kHz wav, then merge (manifests + `datasets` "
-        "copy). Each run starts from an empty folder; the runs follow each other in one process.",
+        f"{frames / 25 / 60:.1f} min): crop, write the 96x96 mp4 and the 16 kHz wav, then merge (manifests + "
+        "`datasets` copy). Each run starts from an empty folder; the runs follow each other in one process.",
         "",
         "| run | wall s | clips/s | frames/s | x 1 process | CPU s (frames/CPU-s) | load average before | after |",
         "|---|---|---|---|---|---|---|---|",
@@ -192,8 +193,9 @@ def preparation(corpus: Path, num_clips: int, folder: str) -> list[str]:
         results[name], cpu = time.perf_counter() - start, time.process_time() - cpu
         outputs[name] = out
         cpu_text = f"{cpu:.1f} ({frames / cpu:.0f})" if num_proc == 1 else "(in the workers)"
-        lines.append(f"| {name} | {results[name]:.1f} | {len(clips) / results[name]:.2f} | {frames / results[name]:.0f} "
-                     f"| {results['--num-proc 1'] / results[name]:.2f} | {cpu_text} | {load:.1f} "
+        wall = results[name]
+        lines.append(f"| {name} | {wall:.1f} | {len(clips) / wall:.2f} | {frames / wall:.0f} "
+                     f"| {results['--num-proc 1'] / wall:.2f} | {cpu_text} | {load:.1f} "
                      f"| {os.getloadavg()[0]:.1f} |")  # fmt: skip
     sharded = Path(folder) / "shards4"
     start = time.perf_counter()
@@ -231,8 +233,8 @@ def main() -> None:
             "",
             f"`python -m benchmarks.bench_roi{f' --corpus CORPUS --clips {args.clips}' if args.clips else ''}`; "
             f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), Python "
-            f"{platform.python_version()}, dlib HOG detector + 68-point landmarks. Load average at the start: {load:.1f} "
-            "(other helpers' jobs share the 2 cores: CPU seconds are the comparable figures, wall clock is not).",
+            f"{platform.python_version()}, dlib HOG detector + 68-point landmarks. Load average at the start: "
+            f"{load:.1f} (other helpers' jobs share the 2 cores: CPU seconds are the comparable figures, wall clock is not).",
             "",
             *speed_lines,
             *agreement(folder, args.corpus, args.synthetic),

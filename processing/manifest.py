@@ -108,7 +108,7 @@ def units_per_second(entry: ManifestEntry, unit: str = "words") -> float:
             raise ManifestError(f"{entry.video_path}: a word rate needs the transcript (.wrd file)")
         return len(entry.transcript.split()) / entry.duration_s
     if entry.phonemes is None:
-        raise ManifestError(f"{entry.video_path}: a {unit[:-1]} rate needs phonemes (.phn file), and ideally .ali spans")
+        raise ManifestError(f"{entry.video_path}: a {unit[:-1]} rate needs phonemes (.phn file) and ideally .ali spans")
     count = syllable_count(entry.phonemes) if unit == "syllables" else len(entry.phonemes.split())
     span = speech_span_s(entry.phoneme_times) if entry.phoneme_times else entry.duration_s
     if span <= 0:
@@ -138,7 +138,7 @@ def relabel_speech_rate(
         constant = float(sum(rates) / len(rates))
     if constant <= 0:
         raise ValueError(f"the speech-rate constant must be positive ({unit} per second), got {constant}")
-    relabelled = [replace(entry, speech_rate=round(rate / constant, SPEECH_RATE_DECIMALS)) for entry, rate in zip(entries, rates)]
+    relabelled = [replace(e, speech_rate=round(rate / constant, SPEECH_RATE_DECIMALS)) for e, rate in zip(entries, rates)]
     return relabelled, constant
 
 

@@ -36,6 +36,7 @@ from processing.manifest import (
     LRS3_SPEECH_RATE_CONSTANT,
     RATE_UNITS,
     ManifestEntry,
+    ManifestError,
     manifest_to_dataset,
     read_manifest,
     relabel_speech_rate,
@@ -104,8 +105,9 @@ def list_manifests(tsv_paths: list[str | os.PathLike], **read_kwargs) -> list[Cl
         for entry in read_manifest(tsv_path, **read_kwargs):
             video = Path(entry.video_path)
             audio = entry.audio_path if entry.audio_path != entry.video_path else None
-            clips.append(Clip(f"{tsv_path.stem}/{video.parent.name}/{video.stem}", tsv_path.stem, entry.dataset_tag,
-                              entry.video_path, audio, entry.transcript, entry.phonemes, entry.phoneme_times))  # fmt: skip
+            clip_id = f"{tsv_path.stem}/{video.parent.name}/{video.stem}"
+            clips.append(Clip(clip_id, tsv_path.stem, entry.dataset_tag, entry.video_path, audio, entry.transcript,
+                              entry.phonemes, entry.phoneme_times))  # fmt: skip
     return clips
 
 
@@ -267,7 +269,8 @@ def _label_splits(splits: dict[str, list[ManifestEntry]], unit: str, constant: f
 
 
 def _with_word_rate(entry: ManifestEntry, constant: float) -> ManifestEntry:
-    return replace(entry, speech_rate=speech_rate_label(len(entry.transcript.split()), entry.num_video_frames, constant))
+    num_words = len(entry.transcript.split())
+    return replace(entry, speech_rate=speech_rate_label(num_words, entry.num_video_frames, constant))
 
 
 def merge(
@@ -294,7 +297,8 @@ def merge(
     for split, entries in splits.items():
         write_manifest(out / f"{split}.tsv", entries, root=".")
     failed = sorted((r for r in rows if r["status"] == "failed"), key=lambda r: r["id"])
-    write_text_atomically(out / FAILURES_FILENAME, "".join(f"{r['id']}\t{r['source']}\t{r['reason']}\n" for r in failed))
+    report = "".join(f"{r['id']}\t{r['source']}\t{r['reason']}\n" for r in failed)
+    write_text_atomically(out / FAILURES_FILENAME, report)
     counts = {split: len(entries) for split, entries in splits.items()}
     write_manifest_metadata(out, constant, rate_unit, splits=counts, failed=len(failed),
                             prepared_by="mms-llama processing.prepare")  # fmt: skip
@@ -343,7 +347,8 @@ def relabel_folder(
 
 def _relative_to(entry: ManifestEntry, folder: Path) -> ManifestEntry:
     base = folder.resolve()
-    return replace(entry, video_path=os.path.relpath(entry.video_path, base), audio_path=os.path.relpath(entry.audio_path, base))
+    return replace(entry, video_path=os.path.relpath(entry.video_path, base),
+                   audio_path=os.path.relpath(entry.audio_path, base))  # fmt: skip
 
 
 def _launcher_shard() -> tuple[int, int]:
@@ -391,6 +396,13 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
+    try:
+        _run(parser, args)
+    except (IncompleteShardsError, ManifestError, OSError, ValueError) as error:
+        raise SystemExit(f"mmsllama-prepare: {error}") from None
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     merge_options = dict(rate_unit=args.rate_unit, speech_rate_constant=args.speech_rate_constant)
     if args.merge:
         counts = merge(args.merge, dataset=not args.no_dataset, **merge_options)
@@ -400,7 +412,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--out is needed with --videos, --manifest and --relabel")
     if args.relabel:
         means = relabel_folder(args.relabel, args.out, args.rate_unit, args.speech_rate_constant)
-        print(f"relabelled into {args.out} ({args.rate_unit}): " + ", ".join(f"{s} mean {m:.2f}" for s, m in means.items()))
+        summary = ", ".join(f"{split} mean {mean:.2f}" for split, mean in means.items())
+        print(f"relabelled into {args.out} ({args.rate_unit}): {summary}")
         return
     shard_index, num_shards = _launcher_shard() if args.shard_from_env else (args.shard_index, args.num_shards)
     clips = list_videos(args.videos, args.dataset_tag) if args.videos else list_manifests(args.manifest)

@@ -134,7 +134,8 @@ def astronaut_talking_head(
         stretch = 3.0 * opening * np.exp(-(u / 14.0) ** 2 - (v / 7.0) ** 2)
         v = v - np.sign(v) * np.minimum(np.abs(v), stretch)
         source = [ASTRONAUT_MOUTH[1] + v, ASTRONAUT_MOUTH[0] + u]
-        frame = np.stack([map_coordinates(channel, source, order=1, mode="nearest") for channel in image.transpose(2, 0, 1)], -1)
+        channels = [map_coordinates(channel, source, order=1, mode="nearest") for channel in image.transpose(2, 0, 1)]
+        frame = np.stack(channels, -1)
         frames.append(np.clip(frame, 0, 255).astype(np.uint8))
     frames = np.stack(frames)
     return (frames[..., 0] if gray else frames), mouths

@@ -137,7 +137,8 @@ def test_relabel_speech_rate_by_syllables_over_the_aligned_span():
     from processing.manifest import relabel_speech_rate, units_per_second
 
     entries = [
-        replace(_entries()[0], phonemes="b ɪ n b l uː", phoneme_times="0.5-0.6 0.6-0.7 0.7-0.8 0.8-0.9 0.9-1.0 1.0-1.5"),
+        replace(_entries()[0], phonemes="b ɪ n b l uː",
+                phoneme_times="0.5-0.6 0.6-0.7 0.7-0.8 0.8-0.9 0.9-1.0 1.0-1.5"),
         replace(_entries()[1], phonemes="s ɛ t", phoneme_times="0.2-0.4 0.4-0.6 0.6-0.7"),
     ]
     assert units_per_second(entries[0], "syllables") == pytest.approx(2 / 1.0)  # 2 syllables in 0.5-1.5 s
@@ -164,6 +165,6 @@ def test_relabel_folder_writes_movable_manifests_with_the_training_constant(tmp_
     means = relabel_folder(source, tmp_path / "syllables", "syllables")
     assert means == {"test": 2.0, "train": 1.0}  # test normalised by the train split's 2 syllables/s
     relabelled = read_manifest(tmp_path / "syllables" / "train.tsv")
-    assert Path(relabelled[0].video_path).resolve() == source.resolve() / "s000/u00000.mp4"  # relative to the new folder
+    assert Path(relabelled[0].video_path).resolve() == source.resolve() / "s000/u00000.mp4"  # relative to the new one
     assert relabelled[0].phonemes == "b ɪ n" and relabelled[0].transcript == train[0].transcript
     assert read_speech_rate_constant(tmp_path / "syllables") == 2.0

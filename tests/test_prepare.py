@@ -152,3 +152,10 @@ def test_shard_from_a_slurm_array_or_a_launcher(monkeypatch):
     monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "64")
     monkeypatch.setenv("SLURM_ARRAY_TASK_MIN", "1")
     assert _launcher_shard() == (11, 64)  # --array=1-64 counts from 1
+
+
+def test_merge_of_unfinished_shards_is_a_one_line_error(raw_lrs3, tmp_path):
+    prepare_shard(list_videos(raw_lrs3), tmp_path, num_shards=3, shard_index=1, progress=False)
+    with pytest.raises(SystemExit, match=r"mmsllama-prepare: .*2 of 3 shards are not finished \(--shard-index 0, 2\)"):
+        main(["--merge", str(tmp_path)])
+    assert not (tmp_path / "trainval.tsv").exists()  # nothing is written before every shard is there
