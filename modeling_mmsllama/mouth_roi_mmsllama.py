@@ -293,16 +293,16 @@ def _window_around(box: FaceBox, frame_shape) -> tuple[int, int, int, int, int]:
 class MouthROIExtractor:
     """Turns raw face video into mouth crops.
 
-    Faces are detected every `detect_every` frames (and on every frame around a detection that found nothing, to say
-    exactly which frames have no face); landmarks are located on every `landmark_every`-th frame and on every frame
-    with a detection (interpolated in between), smoothed over `smoothing_window` frames, and each frame is warped and
-    cropped.
+    The face is checked every `detect_every` frames (and on every frame around a check that found none, to say exactly
+    which frames have no face); landmarks are located on every `landmark_every`-th frame and on every frame with a
+    detection (interpolated in between), smoothed over `smoothing_window` frames, and each frame is warped and cropped.
 
-    With `tracking=True` (the default) the face box follows the landmarks from frame to frame, and each detection
-    after the first looks for the face only in a window around where the track puts it, scaled so the face is about
-    100 px wide (the whole frame is searched when it is not there). With `tracking=False` every detection searches the
-    whole frame and the boxes in between are interpolated from the detections on either side: with `landmark_every=1`
-    this is the method before issue 23, kept for comparison (`benchmarks/bench_roi.py`).
+    With `tracking=True` (the default) the face is detected once and its box follows the landmarks from frame to
+    frame; a check compares a patch of the tracked face with the previous check's ([`patches_match`]) and only when
+    they differ runs the detector, in a window around the track scaled so the face is about 100 px wide, then in the
+    whole frame. With `tracking=False` every check is a whole-frame detection and the boxes in between are
+    interpolated from the detections on either side: with `landmark_every=1` this is the method before issue 23, kept
+    for comparison (`benchmarks/bench_roi.py`: 3.5x fewer CPU seconds for the default).
 
     Args:
         landmarker ([`FaceLandmarker`], *optional*): defaults to [`DlibFaceLandmarker`] (built on first use).
