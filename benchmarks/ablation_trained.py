@@ -71,7 +71,7 @@ def train_argv(row: str, args: argparse.Namespace, out: Path) -> list[str]:
     argv = ["--stage", "avsr", "--data", str(args.data), "--out", str(out), *common, *flags, *parts]
     if args.batch_size:
         argv = _with(argv, {"--per_device_train_batch_size": str(args.batch_size)})
-    return argv
+    return argv + (["--limit_train", str(args.limit_train)] if args.limit_train else [])
 
 
 def noise_argv(args: argparse.Namespace, init: Path, out: Path) -> list[str]:
@@ -82,7 +82,9 @@ def noise_argv(args: argparse.Namespace, init: Path, out: Path) -> list[str]:
     common = _with(COMMON, {"--preset": args.preset, "--seed": str(args.seed), "--save_steps": "100000",
                             "--disable_tqdm": "true"})  # fmt: skip
     argv = ["--stage", "avsr", "--data", str(args.data), "--out", str(out), *common, *flags, "--init", str(init)]
-    return _with(argv, {"--per_device_train_batch_size": str(args.batch_size)}) if args.batch_size else argv
+    if args.batch_size:
+        argv = _with(argv, {"--per_device_train_batch_size": str(args.batch_size)})
+    return argv + (["--limit_train", str(args.limit_train)] if args.limit_train else [])
 
 
 def _with(argv: list[str], values: dict[str, str]) -> list[str]:
@@ -192,6 +194,8 @@ def report(results: list[dict], args: argparse.Namespace, command: str, notes: s
              r["peak_rss_gib"], r["latency_b1_s"], r["latency_b8_s"],
              "{:g}, {:.2f}".format(*PAPER[r["row"]]) if r["row"] in PAPER else "-"] for r in results]  # fmt: skip
     budget = f"{args.steps} avsr steps" + (f" + a {args.noise_steps}-step noise pass" if args.noise_steps else "")
+    if args.limit_train:
+        budget += f" on the first {args.limit_train} training utterances"
     return "\n".join([
         "# The paper's ablation, trained (demo preset, synthetic corpus)", "",
         f"`{command}`", "",
@@ -222,6 +226,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--preset", default="demo")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch_size", type=int, default=None, help="training batch (default: the recipe's 16)")
+    parser.add_argument("--limit_train", type=int, default=None,
+                        help="train on the first N training utterances only (less decoding per row)")
     parser.add_argument("--test_utterances", type=int, default=TEST_UTTERANCES)
     parser.add_argument("--latency_clips", type=int, default=LATENCY_CLIPS)
     parser.add_argument("--runs", default="runs/ablation", help="where the rows train")
