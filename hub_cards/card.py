@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 from string import Template
 
-from modeling_mmsllama.configuration_mmsllama import VIDEO_FPS
+from modeling_mmsllama.configuration_mmsllama import SYNTHETIC_GRID, VIDEO_FPS
 
 
 TEMPLATE = Path(__file__).parent / "templates" / "model_card.md"
@@ -23,6 +23,16 @@ MODULE_NAMES = {
     "language_model": "language model (Llama)",
 }
 CHAR_VOCAB = 128
+SYNTHETIC_CORPUS = (
+    "the **synthetic GRID-style corpus** of this project (`mmsllama-synth`): sentences of a 51-word grammar (command, "
+    "colour, preposition, letter, digit, adverb) spoken by eSpeak NG voices with exact phoneme timings, and rendered "
+    "mouth videos whose shape follows the phonemes' visemes"
+)
+
+
+def is_synthetic(config) -> bool:
+    """Whether the model knows only the synthetic corpus (recorded as `trained_on`, or the tiny preset's characters)."""
+    return getattr(config, "trained_on", None) == SYNTHETIC_GRID or config.text_config.vocab_size == CHAR_VOCAB
 
 
 def _count(module) -> int:
@@ -98,8 +108,15 @@ def evaluation_section(report: dict | None) -> tuple[str, float | None]:
     return text, rate
 
 
-def _training_data(model_dir: Path | None) -> str:
+def _training_data(model_dir: Path | None, synthetic: bool) -> str:
     args_file = model_dir / "training_args.json" if model_dir else None
+    recipe = model_dir / "RECIPE.md" if model_dir else None
+    if recipe and recipe.exists():
+        how = "Every command, the seed and the minutes of each stage are in [RECIPE.md](RECIPE.md)."
+        if synthetic:
+            return (f"Trained only on {SYNTHETIC_CORPUS}. No real person's speech or face is in it; its test speakers "
+                    f"(voices and mouths) were held out of training. {how}")  # fmt: skip
+        return how
     if not args_file or not args_file.exists():
         return "Not recorded in the exported folder. Describe the data the model was trained on here."
     stage = json.loads(args_file.read_text()).get("stage", {})
@@ -110,9 +127,7 @@ def _training_data(model_dir: Path | None) -> str:
         settings = json.loads(corpus.read_text())
         counts = settings.get("counts") or {}
         text += (
-            ": the **synthetic GRID-style corpus** of this project (`mmsllama-synth`): sentences of a 51-word grammar "
-            "(command, colour, preposition, letter, digit, adverb) spoken by eSpeak NG voices with exact phoneme "
-            "timings, and rendered mouth videos whose shape follows the phonemes' visemes. "
+            f": {SYNTHETIC_CORPUS}. "
             f"Settings: {json.dumps({k: settings[k] for k in ('utterances', 'seed', 'speakers') if k in settings})}"
         )
         if counts:
@@ -125,7 +140,7 @@ def _training_data(model_dir: Path | None) -> str:
 
 def _licences(config, license_id: str) -> str:
     lines = [f"- This model: `{license_id}`. The MMS-LLaMA integration code in this repository: Apache-2.0."]
-    if config.text_config.vocab_size == CHAR_VOCAB:
+    if is_synthetic(config):
         lines.append("- Trained from scratch on synthetic data made by this project: no third-party weights or data.")
     else:
         lines += [
@@ -140,7 +155,7 @@ def _licences(config, license_id: str) -> str:
 
 
 def default_license(config) -> str:
-    return "apache-2.0" if config.text_config.vocab_size == CHAR_VOCAB else "other"
+    return "apache-2.0" if is_synthetic(config) else "other"
 
 
 def render_card(model, report: dict | None = None, model_dir: str | Path | None = None, license_id: str | None = None,
@@ -152,7 +167,7 @@ def render_card(model, report: dict | None = None, model_dir: str | Path | None 
     evaluation, measured_rate = evaluation_section(report)
     low, high = summary["tokens_per_second_range"]
     token_rate = f"{measured_rate:.1f}" if measured_rate else f"{low:g}-{high:g}"
-    synthetic = config.text_config.vocab_size == CHAR_VOCAB
+    synthetic = is_synthetic(config)
     title = title or ("MMS-LLaMA demo (synthetic GRID-style corpus)" if synthetic else "MMS-LLaMA")
     parts_table = "\n".join(f"| {MODULE_NAMES.get(k, k)} | {human(v)} |" for k, v in summary["parts"].items())
     parts_table += f"\n| **total** | **{human(summary['parameters'])}** ({summary['dtype']}) |"
@@ -210,7 +225,8 @@ def render_card(model, report: dict | None = None, model_dir: str | Path | None 
     limitations = "\n".join([
         "- English only; the vocabulary and accents are those of the training data." if not synthetic else
         "- Knows only the 51 words of the synthetic grammar, spoken by eSpeak NG voices and drawn mouths; on real "
-        "speech or faces its output is meaningless.",
+        "speech or faces its output is meaningless (a grammatical sentence of that vocabulary whatever was said), and "
+        "the pipeline warns once when it is given a real face video.",
         "- The visual stream expects a frontal face; mouth crops of profile views, occluded or very small faces "
         "are poor and the model then leans on the audio.",
         "- Clips are decoded independently: a word cut by a clip boundary (no pause found within the clip length) may "
@@ -233,7 +249,7 @@ def render_card(model, report: dict | None = None, model_dir: str | Path | None 
         "settings_table": settings_table,
         "evaluation": evaluation,
         "intended_use": intended,
-        "training_data": _training_data(Path(model_dir) if model_dir else None),
+        "training_data": _training_data(Path(model_dir) if model_dir else None, synthetic),
         "limitations": limitations,
         "licences": _licences(config, license_id),
         "results_source": results_source,

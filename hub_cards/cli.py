@@ -2,6 +2,7 @@
 
     mmsllama transcribe talk.mp4 more/*.mp4 --model demo_model --format srt --output-dir subs/
     mmsllama export --model runs/avsr --out exported/ --card-results runs/avsr/eval.json
+    mmsllama export --model demo_model --out demo_model        # refresh a folder's code, processor and card in place
     mmsllama info --model demo_model [--presets] [--json]
 
 Exit codes: 0 success; 1 some inputs could not be transcribed (the others were); 2 bad usage (no input file matched,
@@ -165,7 +166,8 @@ def export_command(args) -> int:
         raise UsageError(f"{args.model}: not a model folder (no config.json).")
     out = export_model(args.model, args.out, card_results=args.card_results, license_id=args.license,
                        repo_id=args.repo_id, title=args.title, overwrite=args.overwrite,
-                       keep_adapter=args.keep_adapter, num_beams=args.num_beams)  # fmt: skip
+                       keep_adapter=args.keep_adapter, num_beams=args.num_beams,
+                       trained_on=args.trained_on)  # fmt: skip
     print(f"exported to {out}: {', '.join(sorted(p.name for p in out.iterdir()))}")
     print(f"next: huggingface_hub.upload_folder(repo_id='you/name', folder_path='{out}')")
     return EXIT_OK
@@ -261,13 +263,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = commands.add_parser("export", help="write a Hub-ready folder with a model card")
     e.add_argument("--model", required=True, help="a trained model folder")
-    e.add_argument("--out", required=True, help="the folder to write")
+    e.add_argument("--out", required=True, help="the folder to write (the model folder itself: refresh it in place)")
     e.add_argument("--card-results", help="eval.json from mmsllama-eval (default: MODEL/eval.json if present)")
     e.add_argument("--license", help="licence id for the card (default: apache-2.0 for synthetic-data presets)")
     e.add_argument("--repo-id", help="the Hub name used in the card's examples")
     e.add_argument("--title")
     e.add_argument("--num-beams", type=int, help="default beam size written to generation_config.json")
     e.add_argument("--keep-adapter", action="store_true", help="also copy the LoRA adapter the weights were merged from")
+    e.add_argument("--trained-on", help='recorded as config.trained_on ("synthetic-grid": the synthetic corpus only)')
     e.add_argument("--overwrite", action="store_true")
     e.set_defaults(handler=export_command)
 

@@ -43,32 +43,61 @@ def _load_report(card_results, model_dir: Path) -> tuple[dict | None, Path | Non
 
 def export_model(model_dir, out, card_results=None, license_id: str | None = None, repo_id: str | None = None,
                  title: str | None = None, overwrite: bool = False, keep_adapter: bool = False,
-                 num_beams: int | None = None) -> Path:  # fmt: skip
+                 num_beams: int | None = None, trained_on: str | None = None) -> Path:  # fmt: skip
     """Writes the Hub-ready folder `out` from the model folder `model_dir` (an `mmsllama-train` output).
+
+    With `out` equal to `model_dir` the folder is refreshed in place: its code, processor files, config and card are
+    rewritten from this package, and the files the export does not make (RECIPE.md, ...) are kept. The new folder is
+    written beside the old one and swapped in at the end, so an interrupted export leaves the old folder whole.
 
     Args:
         model_dir: folder with config.json, model.safetensors and the processor files.
-        out: the folder to write (must be empty or missing unless `overwrite`).
+        out: the folder to write (must be empty or missing unless `overwrite`, or `model_dir` itself).
         card_results: an `eval.json` from `mmsllama-eval` (default: `model_dir/eval.json` when it exists).
         license_id: the card's licence (default: apache-2.0 for the synthetic-data presets, "other" otherwise).
         repo_id: the Hub name shown in the card's examples (default: the folder name).
         keep_adapter: also copy the LoRA adapter (`model_dir/adapter/`) that the merged weights came from.
         num_beams: default beam size in generation_config.json (default: the evaluation's, else 5).
+        trained_on: recorded as `config.trained_on` (`"synthetic-grid"` for models of the synthetic corpus only).
     Returns:
         The output folder.
     """
     model_dir, out = Path(model_dir), Path(out)
     if not (model_dir / "config.json").exists():
         raise MMSLlamaInputError(f"{model_dir}: not a model folder (no config.json).")
-    if out.resolve() == model_dir.resolve():
-        raise MMSLlamaInputError("--out must differ from --model.")
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise MMSLlamaInputError(f"{out}: exists and is not empty; pass overwrite=True (--overwrite) to replace it.")
-        shutil.rmtree(out)
+    in_place = out.resolve() == model_dir.resolve()
+    if out.exists() and any(out.iterdir()) and not (overwrite or in_place):
+        raise MMSLlamaInputError(f"{out}: exists and is not empty; pass overwrite=True (--overwrite) to replace it.")
     report, report_path = _load_report(card_results, model_dir)
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    _write_folder(model_dir, staging, report, report_path, license_id, repo_id or out.name, title, keep_adapter,
+                  num_beams, trained_on)  # fmt: skip
+    if in_place:
+        made = {p.name for p in staging.iterdir()}
+        for path in model_dir.iterdir():
+            if path.name not in made and path.suffix != ".py" and path.is_file():
+                shutil.copy2(path, staging / path.name)
+    _swap_in(staging, out)
+    return out
 
+
+def _swap_in(staging: Path, out: Path) -> None:
+    """Replaces `out` by the finished `staging` folder (the old folder is removed only once the new one is in place)."""
+    retired = out.with_name(out.name + ".old")
+    shutil.rmtree(retired, ignore_errors=True)
+    if out.exists():
+        out.rename(retired)
+    staging.rename(out)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def _write_folder(model_dir: Path, out: Path, report, report_path, license_id, repo_id, title, keep_adapter, num_beams,
+                  trained_on) -> None:  # fmt: skip
+    """The export's files, written into the new folder `out`."""
     model = MMSLlamaForConditionalGeneration.from_pretrained(model_dir, dtype="auto").eval()
+    if trained_on is not None:
+        model.config.trained_on = trained_on
     processor = MMSLlamaProcessor.for_model(model_dir, model.config)
     text = model.config.text_config
     generation = model.generation_config
@@ -101,13 +130,15 @@ def export_model(model_dir, out, card_results=None, license_id: str | None = Non
         shutil.copytree(model_dir / "adapter", out / "adapter")
     if (model_dir / "training_args.json").exists():
         shutil.copy2(model_dir / "training_args.json", out / "training_args.json")
-    card = render_card(model, report, model_dir=model_dir, license_id=license_id, repo_id=repo_id or out.name,
-                       title=title, results_source=str(report_path) if report_path else "no evaluation")  # fmt: skip
+    source = "no evaluation" if report_path is None else (
+        report_path.name if report_path.parent.resolve() == model_dir.resolve() else str(report_path))
+    card = render_card(model, report, model_dir=model_dir, license_id=license_id, repo_id=repo_id, title=title,
+                       results_source=source)  # fmt: skip
     (out / "README.md").write_text(card)
     leftovers = [p.name for p in out.iterdir() if p.suffix in (".bin", ".pt", ".pth")]
     if leftovers:
-        raise MMSLlamaInputError(f"{out}: non-safetensors weight files {leftovers}; refusing to publish pickles.")
-    return out
+        shutil.rmtree(out)
+        raise MMSLlamaInputError(f"{model_dir}: non-safetensors weight files {leftovers}; refusing to publish pickles.")
 
 
 __all__ = ["export_model"]

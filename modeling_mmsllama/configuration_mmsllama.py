@@ -16,6 +16,7 @@ MODALITIES = ("av", "audio", "video")  # which streams an input carries (a missi
 MEL_FRAMES_PER_VIDEO_FRAME = 4  # Whisper log-mel hop is 10 ms
 DEFAULT_PROMPT = "Recognize this speech in English. Input : "  # paper-spec section 7, verbatim
 SPEECH_TOKEN = "<|speech|>"
+SYNTHETIC_GRID = "synthetic-grid"  # `trained_on` of models that know only the synthetic corpus (the demo model)
 
 class MMSLlamaConfigError(MMSLlamaInputError):
     """An invalid MMS-LLaMA configuration: an unknown preset, key or mode, or sizes that do not fit together."""
@@ -139,6 +140,9 @@ class MMSLlamaConfig(PreTrainedConfig):
             that get one token each; others are spelled in characters. Empty: characters only.
         speech_token (`str`) / speech_token_id (`int`): the placeholder the model expands into speech embeddings.
         frozen_modules (`list[str]`): modules whose parameters are frozen at construction.
+        trained_on (`str`, *optional*): what the weights were trained on, where that limits their use.
+            `"synthetic-grid"` marks a model trained only on this project's synthetic GRID-style corpus (the demo
+            model): its model card says so, and the pipeline warns once when it is given a real face video.
     """
 
     model_type = "mmsllama"
@@ -180,6 +184,7 @@ class MMSLlamaConfig(PreTrainedConfig):
     speech_token: str = SPEECH_TOKEN
     speech_token_id: int = 128256
     frozen_modules: list[str] | tuple[str, ...] = ("audio_encoder", "vision_encoder", "rate_predictor")
+    trained_on: str | None = None
     initializer_range: float = 0.02
     use_cache: bool = True
     tie_word_embeddings: bool = False

@@ -16,6 +16,7 @@ and audio are held (plus one unconverted source frame), whatever the file's dura
 import math
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -23,7 +24,13 @@ import numpy as np
 import torch
 from transformers import Pipeline
 
-from .configuration_mmsllama import AUDIO_SAMPLING_RATE, MODALITIES, SAMPLES_PER_VIDEO_FRAME, VIDEO_FPS
+from .configuration_mmsllama import (
+    AUDIO_SAMPLING_RATE,
+    MODALITIES,
+    SAMPLES_PER_VIDEO_FRAME,
+    SYNTHETIC_GRID,
+    VIDEO_FPS,
+)
 from .errors_mmsllama import MMSLlamaInputError
 from .media_mmsllama import (
     FPS_TOLERANCE,
@@ -31,6 +38,7 @@ from .media_mmsllama import (
     open_container,
     prepare_waveform,
 )
+from .processing_mmsllama import MAX_ROI_SIDE
 
 
 ENERGY_SMOOTHING_FRAMES = 5  # 200 ms moving average of the per-frame (40 ms) energy
@@ -40,6 +48,11 @@ SILENCE_DB = -60.0  # dBFS; a clip whose loudest 200 ms stays below this is not 
 DEFAULT_OVERLAP_S = 1.0  # overlap of fixed windows when there is no audio
 MIN_CHUNK_FRACTION = 0.5  # a pause-cut clip is at least this share of the longest clip
 STREAM_BLOCK_FRAMES = 25  # frames decoded per block when streaming a file (1 s)
+SYNTHETIC_MODEL_WARNING = (
+    "This model was trained only on the synthetic GRID-style corpus (config.trained_on={trained_on!r}): it knows its "
+    "51 words, eSpeak NG voices and drawn mouths, nothing else. On a real face video its transcript is a sentence of "
+    "that grammar whatever was said; use a model trained on real speech (e.g. converted official weights)."
+)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -405,6 +418,16 @@ class MMSLlamaASRPipeline(Pipeline):
         super().__init__(*args, **kwargs)
         if self.processor is None:
             raise MMSLlamaInputError("MMSLlamaASRPipeline needs the model's processor (MMSLlamaProcessor).")
+        self._warned_synthetic = False
+
+    def _warn_if_synthetic_model_sees_a_face(self, frames: np.ndarray | None) -> None:
+        """Warns once per pipeline when a model of the synthetic corpus only is given a whole face video."""
+        trained_on = getattr(self.model.config, "trained_on", None)
+        if self._warned_synthetic or trained_on != SYNTHETIC_GRID or frames is None:
+            return
+        if max(frames.shape[1:3]) > MAX_ROI_SIDE:
+            warnings.warn(SYNTHETIC_MODEL_WARNING.format(trained_on=trained_on), UserWarning, stacklevel=4)
+            self._warned_synthetic = True
 
     # -- parameters ---------------------------------------------------------------------------------------------------
 
@@ -550,6 +573,7 @@ class MMSLlamaASRPipeline(Pipeline):
             if not batch:
                 return
             modality = batch[0][0].modality
+            self._warn_if_synthetic_model_sees_a_face(batch[0][1].frames)
             kinds = {_chunk_modality(chunk) for _, chunk in batch}
             request_modality = modality or (kinds.pop() if len(kinds) == 1 else None)
             model_inputs = self.processor(

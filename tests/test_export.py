@@ -1,30 +1,13 @@
 """The Hub-ready export: files, card with real numbers, and loading with only Transformers in a fresh process."""
 
 import json
-import subprocess
-import sys
-import textwrap
 
 import pytest
 
 from hub_cards import export_model
+from isolated import run_isolated
 from modeling_mmsllama import MMSLlamaForConditionalGeneration, MMSLlamaInputError, MMSLlamaProcessor
 from modeling_mmsllama.pipeline_mmsllama import MMSLlamaASRPipeline
-
-
-def run_isolated(code: str, cwd) -> str:
-    """Runs code in a new interpreter where this repository is not importable (only Transformers and its deps)."""
-    prelude = textwrap.dedent("""
-        import sys
-        sys.modules['modeling_mmsllama'] = None
-        for name in ('hub_cards', 'processing', 'training'):
-            sys.modules[name] = None
-        sys.path = [p for p in sys.path if p and (not p.startswith(REPO) or p.startswith(REPO + '/.venv'))]
-    """).replace("REPO", repr(str(__import__("pathlib").Path(__file__).resolve().parents[1])))
-    result = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], cwd=cwd, capture_output=True,
-                            text=True, timeout=300)  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
 
 
 def test_export_folder_contents(tiny_export):
@@ -100,3 +83,20 @@ def test_export_refuses_bad_input(tiny_model_folder, tmp_path):
         export_model(tiny_model_folder, tmp_path / "busy")
     with pytest.raises(MMSLlamaInputError, match="no such evaluation"):
         export_model(tiny_model_folder, tmp_path / "out", card_results=tmp_path / "nope.json")
+
+
+def test_export_in_place_refreshes_code_and_keeps_other_files(tiny_model_folder, tmp_path):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_folder, folder)
+    (folder / "RECIPE.md").write_text("how it was made\n")
+    (folder / "convert_old.py").write_text("stale code\n")
+    weights = (folder / "model.safetensors").read_bytes()
+    out = export_model(folder, folder, trained_on="synthetic-grid")
+    assert out == folder and not (tmp_path / "model.partial").exists() and not (tmp_path / "model.old").exists()
+    assert (folder / "RECIPE.md").read_text() == "how it was made\n" and not (folder / "convert_old.py").exists()
+    assert (folder / "pipeline_mmsllama.py").exists() and (folder / "README.md").exists()
+    assert json.loads((folder / "config.json").read_text())["trained_on"] == "synthetic-grid"
+    assert "RECIPE.md" in (folder / "README.md").read_text()
+    assert (folder / "model.safetensors").read_bytes() == weights

@@ -4,6 +4,7 @@ import re
 import sys
 import time
 import tracemalloc
+import warnings
 
 import numpy as np
 import pytest
@@ -204,3 +205,32 @@ def test_long_form_three_minutes_bounded_memory(asr, clips, tmp_path):
           file=sys.stderr)  # fmt: skip
     assert growth < extra_bytes / 8, (growth, extra_bytes)
     assert result["speech_tokens"] > 0
+
+
+def test_synthetic_model_warns_once_on_a_face_video(tiny_model_folder, clips, tmp_path):
+    pytest.importorskip("dlib", reason="the face landmarker needs the `roi` extra")
+    from media_factory import astronaut_talking_video
+
+    from modeling_mmsllama.configuration_mmsllama import SYNTHETIC_GRID
+
+    frames, _ = astronaut_talking_video(num_frames=12)
+    write_clip(tmp_path / "face.mp4", frames, fps=25, audio=tone(0.48, 16_000), sample_rate=16_000)
+    model = MMSLlamaForConditionalGeneration.from_pretrained(tiny_model_folder).eval()
+    processor = MMSLlamaProcessor.from_pretrained(tiny_model_folder, trust_remote_code=True)
+    real = MMSLlamaASRPipeline(model=model, processor=processor)
+    model.config.trained_on = SYNTHETIC_GRID
+    synthetic = MMSLlamaASRPipeline(model=model, processor=processor)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        synthetic(clips[0], **GREEDY)  # mouth crops: what the model was trained on, no remark
+        assert not caught
+        synthetic([str(tmp_path / "face.mp4")] * 2, **GREEDY)
+        synthetic(str(tmp_path / "face.mp4"), **GREEDY)
+    messages = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    assert len(messages) == 1 and "trained only on the synthetic GRID-style corpus" in messages[0]
+    assert "whatever was said" in messages[0]
+    model.config.trained_on = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        real(str(tmp_path / "face.mp4"), **GREEDY)
+    assert not [w for w in caught if "synthetic" in str(w.message)]

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import torch
 
+from hub_cards import export_model
 from modeling_mmsllama import MMSLlamaForConditionalGeneration, MMSLlamaProcessor
+from modeling_mmsllama.configuration_mmsllama import SYNTHETIC_GRID
 from processing.synth.corpus import CorpusConfig, generate_corpus
 
 from .cli import eval_command, train
@@ -85,8 +87,8 @@ STEPS = {
     ], ["--init", "avsr"]),
 }  # fmt: skip
 FINAL_STEP = "avsr-noise"
-# weights, config and evaluation: the processor is rebuilt from the config (`MMSLlamaProcessor.for_model`), and the code
-# comes from this package (`mmsllama export` writes the Hub folder with its copy of the code)
+# weights, config and evaluation; `export_model` then makes the folder a Hub folder in place (remote code copied from
+# this package, processor files, custom pipeline, model card from eval.json)
 KEEP = ("config.json", "generation_config.json", "model.safetensors", "eval.json", "eval.md", "eval.png")
 
 
@@ -130,7 +132,7 @@ def train_demo(runs: Path, data: Path = CORPUS, out: Path = DEMO_MODEL) -> dict:
 
 
 def _publish(model_folder: Path, out: Path, commands: list[str], timings: dict) -> None:
-    """Copies the trained model's weights, configs, processor and evaluation into `out` (replacing it at the end)."""
+    """Copies the trained model's weights, configs and evaluation into `out` as a Hub folder (replacing it at the end)."""
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -142,6 +144,7 @@ def _publish(model_folder: Path, out: Path, commands: list[str], timings: dict) 
               "```bash", *commands, "```", "", "Evaluation (`eval.md`):", "", (model_folder / "eval.md").read_text()]  # fmt: skip
     (staging / "RECIPE.md").write_text("\n".join(recipe))
     (staging / "timings.json").write_text(json.dumps(minutes, indent=2) + "\n")
+    export_model(staging, staging, trained_on=SYNTHETIC_GRID, repo_id=out.name)
     shutil.rmtree(out, ignore_errors=True)
     staging.rename(out)
 
