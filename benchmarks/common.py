@@ -16,9 +16,35 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = Path(__file__).resolve().parent
 VIDEO_FPS = 25
-# The LRS3 test manifest lives outside the repository (it is CC BY-NC metadata; do not copy it in).
-LRS3_TEST_DIR = REPO_ROOT.parent / "shared" / "data" / "lrs3-test-manifest"
-LRS3_TEST_TSV = Path(os.environ.get("MMSLLAMA_LRS3_TEST_TSV", LRS3_TEST_DIR / "test.tsv"))
+# The LRS3 test manifest is not part of the repository (LRS3 is licensed; do not copy it in). The benchmarks read it
+# from `--lrs3-manifest PATH`, else from $MMSLLAMA_LRS3_TEST_TSV, else from data/lrs3/test.tsv (data/ is not tracked).
+LRS3_MANIFEST_ENV = "MMSLLAMA_LRS3_TEST_TSV"
+LRS3_TEST_TSV = Path(os.environ.get(LRS3_MANIFEST_ENV) or REPO_ROOT / "data" / "lrs3" / "test.tsv")
+LRS3_MANIFEST_HELP = (
+    "the LRS3 test set's test.tsv manifest (1,321 utterances) with its test.wrd transcripts beside it, in the format "
+    "of the AV-HuBERT / Auto-AVSR LRS3 preparation scripts (a root line, then `id video audio frames samples`; the "
+    "MMS-LLaMA reference release's manifest/433h/test.tsv adds a sixth `speech_rate` column, which is used when "
+    "present, else the label is computed from test.wrd). LRS3 itself is available under licence from the University "
+    "of Oxford's Visual Geometry Group (https://www.robots.ox.ac.uk/~vgg/data/lip_reading/lrs3.html)"
+)
+
+
+def find_lrs3_manifest(explicit: str | os.PathLike | None = None) -> Path | None:
+    """The LRS3 test manifest: `explicit`, else $MMSLLAMA_LRS3_TEST_TSV, else data/lrs3/test.tsv; None if missing."""
+    path = Path(explicit) if explicit else LRS3_TEST_TSV
+    return path if path.is_file() else None
+
+
+def lrs3_missing_message(explicit: str | os.PathLike | None, skipped: str) -> str:
+    """Why the LRS3 parts are skipped, and what they need and where to get it."""
+    if explicit:
+        where = f"--lrs3-manifest {explicit}: no such file"
+    else:
+        source = f"${LRS3_MANIFEST_ENV}" if os.environ.get(LRS3_MANIFEST_ENV) else "the default"
+        shown = LRS3_TEST_TSV.relative_to(REPO_ROOT) if LRS3_TEST_TSV.is_relative_to(REPO_ROOT) else LRS3_TEST_TSV
+        where = f"no --lrs3-manifest given, and no file at {shown} ({source})"
+    return (f"LRS3 test manifest not found ({where}): skipping {skipped}. To include it, pass --lrs3-manifest PATH "
+            f"(or set ${LRS3_MANIFEST_ENV}): {LRS3_MANIFEST_HELP}.")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -35,7 +61,11 @@ class Utterance:
 
 
 def read_tsv_manifest(tsv_path: str | os.PathLike, limit: int | None = None) -> list[Utterance]:
-    """Reads an LRS3-style `.tsv` (root line, then `tag video audio frames samples rate`) and its `.wrd` if present."""
+    """Reads an LRS3-style `.tsv` (root line, then `tag video audio frames samples rate`) and its `.wrd` if present.
+
+    Five-field rows (AV-HuBERT / Auto-AVSR manifests, no `rate`) need the `.wrd`: their rate label is computed from
+    it as the paper does (words per second over LRS3's 2.7073).
+    """
     tsv_path = Path(tsv_path)
     lines = tsv_path.read_text().splitlines()[1:]
     wrd_path = tsv_path.with_suffix(".wrd")
@@ -45,9 +75,14 @@ def read_tsv_manifest(tsv_path: str | os.PathLike, limit: int | None = None) -> 
         if not line.strip():
             continue
         fields = line.split("\t")
-        if len(fields) != 6:
-            raise ValueError(f"{tsv_path}:{index + 2}: expected 6 tab-separated fields, got {len(fields)}")
         num_words = len(words[index].split()) if words is not None and index < len(words) else None
+        if len(fields) == 5 and num_words is not None:
+            from processing.manifest import speech_rate_label
+
+            fields.append(str(speech_rate_label(num_words, int(fields[3]))))
+        if len(fields) != 6:
+            raise ValueError(f"{tsv_path}:{index + 2}: expected 6 tab-separated fields (5 with a .wrd beside the "
+                             f".tsv), got {len(fields)}")  # fmt: skip
         rows.append(Utterance(int(fields[3]), float(fields[5]), num_words))
         if limit is not None and len(rows) >= limit:
             break

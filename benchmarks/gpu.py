@@ -1,11 +1,12 @@
 """Part 5: paper-3b-size MMS-LLaMA vs baseline in bf16 on one CUDA GPU, random weights.
 
-    python -m benchmarks.gpu --out benchmarks/gpu_results.json [--preset paper-3b] [--repeats 5]
+    python -m benchmarks.gpu --out benchmarks/gpu_results.json [--preset paper-3b] [--repeats 5] [--lrs3-manifest PATH]
 
 Same protocol as the CPU part (`benchmarks.cpu`), with `torch.cuda.synchronize()` around each timed call, and GPU
 memory from `torch.cuda.max_memory_allocated`: weights of each model, and the peak during one `generate` call over
 what was allocated before it. The two models are built one after the other (not shared), so that each one's
-memory stands alone. `benchmarks.run` puts the JSON into RESULTS.md when it exists.
+memory stands alone. `benchmarks.run` puts the JSON into RESULTS.md when it exists. Batch 8 spreads over the LRS3
+test manifest (`--lrs3-manifest`, as in `benchmarks.run`); without it only batch 1 (the mean clip) is measured.
 """
 
 import argparse
@@ -14,7 +15,8 @@ import time
 
 import torch
 
-from .common import LRS3_TEST_TSV, median, read_tsv_manifest
+from .common import (LRS3_MANIFEST_ENV, LRS3_MANIFEST_HELP, find_lrs3_manifest, lrs3_missing_message, median,
+                     read_tsv_manifest)
 from .cpu import GENERATED_TOKENS, MEAN_CLIP, make_inputs, parameter_bytes, spread_clips
 
 
@@ -83,13 +85,21 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default="benchmarks/gpu_results.json")
+    parser.add_argument("--lrs3-manifest", metavar="PATH",
+                        help=f"{LRS3_MANIFEST_HELP}. Default: ${LRS3_MANIFEST_ENV}, else data/lrs3/test.tsv. "
+                        "Without it only batch 1 (the mean clip) is measured.")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     from modeling_mmsllama import MMSLlamaConfig
 
     longest = MMSLlamaConfig.from_preset(args.preset).max_video_frames
-    utterances = [u for u in read_tsv_manifest(LRS3_TEST_TSV) if u.num_video_frames <= longest]
-    batches = {1: [MEAN_CLIP], 8: spread_clips(utterances, 8)}
+    batches = {1: [MEAN_CLIP]}
+    lrs3_path = find_lrs3_manifest(args.lrs3_manifest)
+    if lrs3_path:
+        utterances = [u for u in read_tsv_manifest(lrs3_path) if u.num_video_frames <= longest]
+        batches[8] = spread_clips(utterances, 8)
+    else:
+        print(lrs3_missing_message(args.lrs3_manifest, "batch 8 (8 clips spread over the manifest)"), flush=True)
     result = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device),
         "torch": torch.__version__,

@@ -18,7 +18,7 @@ from processing.manifest import (
 )
 
 
-LRS3_TEST_MANIFEST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "lrs3-test-manifest" / "test.tsv"
+from benchmarks.common import LRS3_TEST_TSV as LRS3_TEST_MANIFEST  # noqa: E402  (--lrs3-manifest / $MMSLLAMA_LRS3_TEST_TSV)
 
 
 def _entries():
@@ -105,7 +105,7 @@ def test_speech_rate_label_and_folder_constant(tmp_path):
     assert read_speech_rate_constant(tmp_path) == 2.5
 
 
-@pytest.mark.skipif(not LRS3_TEST_MANIFEST.is_file(), reason="shared LRS3 test manifest not present")
+@pytest.mark.skipif(not LRS3_TEST_MANIFEST.is_file(), reason="LRS3 test manifest not present (set $MMSLLAMA_LRS3_TEST_TSV)")
 def test_lrs3_reference_manifest_reads_and_its_labels_follow_the_formula():
     entries = read_manifest(LRS3_TEST_MANIFEST, substitutions={"LRS3_ROOT": "/data/lrs3"})
     assert len(entries) == 1321

@@ -1,8 +1,8 @@
 """Targets for the encoders stage: CTC on characters of the transcript or phonemes from the manifest's `.phn` file,
 or framewise phoneme classes from the phoneme spans of its `.ali` file.
 
-The demo recipe pretrains the encoders with phoneme CTC (`../shared/reference/demo-recipe.md`: 1.8% held-out phone
-error for the audio encoder); characters are the fallback for corpora without phoneme labels. Unit 0 is the CTC
+The demo recipe trains the encoders on framewise phoneme classes (`docs/training.md`, the encoders stage); phoneme
+CTC is the default objective, and characters are the fallback for corpora without phoneme labels. Unit 0 is the CTC
 blank (in framewise targets: a frame outside every phoneme); the inventory is taken from the training and validation
 labels and saved beside the heads.
 """

@@ -1,6 +1,6 @@
 """The demo model: `make train-demo` trains it from nothing; `make demo` transcribes held-out clips with it.
 
-The recipe follows the paper with small parts we pretrain ourselves (`../shared/reference/demo-recipe.md`): encoders
+The recipe follows the paper with small parts we pretrain ourselves (`docs/training.md`): encoders
 trained to name each frame's phoneme stand in for Whisper and AV-HuBERT, the speech-rate predictor learns the rate,
 then the paper's stage trains the adapter, fusion, windowed Q-Former and projector with the frozen encoders, and the
 small word-token Llama with them (from scratch: see STEPS), followed by a short pass with more low-SNR noise. Every

@@ -1,4 +1,4 @@
-"""The training stages of the demo recipe (`../shared/reference/demo-recipe.md`), each a module `Trainer` can train.
+"""The training stages of the demo recipe (`docs/training.md`), each a module `Trainer` can train.
 
 - `encoders`: the audio (Whisper) and video (AV-HuBERT) encoders learn phonemes, with CTC (or on transcript characters)
   or framewise from phoneme spans; they stand in for the pretrained Whisper and AV-HuBERT of the paper.
