@@ -1,4 +1,4 @@
-"""The one exception class MMS-LLaMA raises for bad input."""
+"""The exception MMS-LLaMA raises for bad input, and the warning it gives when it converts input."""
 
 
 class MMSLlamaInputError(ValueError):
@@ -17,3 +17,11 @@ class MMSLlamaInputError(ValueError):
         super().__init__(message)
         self.source = source
         self.frames = frames
+
+
+class MMSLlamaConversionWarning(UserWarning):
+    """The processor converted its input onto the model's grid (resampled, down-mixed or rescaled audio, resampled
+    video), or used float audio far outside [-1, 1] as given. Given once per processor call, summarising every
+    sample's conversions; each sample's are also in `inputs.media_info[i].conversions`. Silence it with
+    `warnings.filterwarnings("ignore", category=MMSLlamaConversionWarning)`.
+    """

@@ -16,6 +16,7 @@ from torch import nn
 from transformers import AutoModelForCausalLM, GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.cache_utils import Cache
+from transformers.generation.utils import GenerateOutput
 from transformers.models.blip_2.modeling_blip_2 import Blip2QFormerModel
 from transformers.models.llama.modeling_llama import LlamaRMSNorm
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
@@ -833,14 +834,16 @@ class MMSLlamaForConditionalGeneration(MMSLlamaModel, GenerationMixin):
         queries_per_second: float | None = None,
         max_rate: float | None = None,
         **generate_kwargs,
-    ) -> torch.LongTensor:
+    ) -> torch.LongTensor | GenerateOutput:
         """Transcribes: builds the prompt + speech embeddings once and hands them to the language model's `generate`.
 
         Takes the inputs of `forward` (without labels) and any generation option (`num_beams`, `do_sample`,
         `max_new_tokens`, ...); or, instead of the media, `speech_embeddings` that `get_speech_embeddings` returned
         (to read their token counts and rates without encoding twice). `queries_per_second` / `max_rate` set this
         call's token budget (see `num_speech_tokens`). Returns only the generated token ids (the prompt is not
-        repeated), ready for `processor.batch_decode(ids, skip_special_tokens=True)`.
+        repeated), ready for `processor.batch_decode(ids, skip_special_tokens=True)`; with
+        `return_dict_in_generate=True` the language model's output, whose `sequences` are those ids (with
+        `output_scores=True`, [`~MMSLlamaForConditionalGeneration.transcript_logprobs`] reads its confidence).
         """
         media = {"input_features": input_features, "input_features_mask": input_features_mask,
                  "pixel_values_videos": pixel_values_videos, "video_mask": video_mask, "speech_rate": speech_rate,
@@ -856,6 +859,24 @@ class MMSLlamaForConditionalGeneration(MMSLlamaModel, GenerationMixin):
         if "max_new_tokens" not in generate_kwargs and "max_length" not in generate_kwargs:
             generate_kwargs["max_new_tokens"] = DEFAULT_MAX_NEW_TOKENS
         return self.language_model.generate(inputs_embeds=inputs_embeds, attention_mask=attention_mask, **generate_kwargs)
+
+    def transcript_logprobs(self, outputs: GenerateOutput) -> torch.FloatTensor:
+        """Each transcript's mean token log-probability (B,): near 0 where the model is sure, lower where it guesses.
+
+        Args:
+            outputs: what `generate(..., return_dict_in_generate=True, output_scores=True)` returns, greedy, sampled
+                or beam search. Tokens after a transcript's first end-of-sequence token (padding) are not counted.
+        """
+        beam_indices = getattr(outputs, "beam_indices", None)
+        # greedy and sampling keep the processed logits, beam search the log-probabilities it ranked by
+        scores = self.compute_transition_scores(
+            outputs.sequences, outputs.scores, beam_indices, normalize_logits=beam_indices is None
+        )
+        tokens = outputs.sequences[:, -scores.shape[1] :]
+        eos = torch.as_tensor(self.config.text_config.eos_token_id, device=tokens.device).reshape(-1)
+        is_eos = torch.isin(tokens, eos).long()
+        counted = (is_eos.cumsum(-1) - is_eos) == 0  # up to and including the first end of sequence
+        return (scores * counted).sum(-1) / counted.sum(-1).clamp(min=1)
 
 
 __all__ = ["MMSLlamaForConditionalGeneration", "MMSLlamaModel", "MMSLlamaPreTrainedModel", "MMSLlamaCausalLMOutputWithPast",

@@ -13,12 +13,10 @@ stream, one clip at a time, so memory does not grow with its length: at most abo
 and audio are held (plus one unconverted source frame), whatever the file's duration.
 """
 
-import math
 import os
 import re
 import warnings
 from dataclasses import dataclass, field
-from fractions import Fraction
 
 import numpy as np
 import torch
@@ -26,19 +24,24 @@ from transformers import Pipeline
 
 from .configuration_mmsllama import (
     AUDIO_SAMPLING_RATE,
+    MIN_CLIP_FRAMES,
     MODALITIES,
     SAMPLES_PER_VIDEO_FRAME,
     SYNTHETIC_GRID,
     VIDEO_FPS,
 )
-from .errors_mmsllama import MMSLlamaInputError
+from .errors_mmsllama import MMSLlamaConversionWarning, MMSLlamaInputError
 from .media_mmsllama import (
-    FPS_TOLERANCE,
-    import_av,
-    open_container,
+    ALIGN_MODES,
+    Media,
+    MediaBlock,
+    MediaStream,
+    align_streams,
     prepare_waveform,
+    probe_media,
 )
 from .processing_mmsllama import MAX_ROI_SIDE
+from .video_processing_mmsllama import ROI_STD
 
 
 ENERGY_SMOOTHING_FRAMES = 5  # 200 ms moving average of the per-frame (40 ms) energy
@@ -47,148 +50,13 @@ PAUSE_MIN_CONTRAST_DB = 10.0  # floor-to-peak range (5th to 95th percentile) bel
 SILENCE_DB = -60.0  # dBFS; a clip whose loudest 200 ms stays below this is not sent to the model
 DEFAULT_OVERLAP_S = 1.0  # overlap of fixed windows when there is no audio
 MIN_CHUNK_FRACTION = 0.5  # a pause-cut clip is at least this share of the longest clip
-STREAM_BLOCK_FRAMES = 25  # frames decoded per block when streaming a file (1 s)
+NO_SPEECH_AUDIO_DB = -45.0  # dBFS; audio whose loudest 200 ms stays below this carries no audible speech
+NO_SPEECH_MOTION = 1.0  # gray levels; mouth crops that change less than this per frame on average do not speak
 SYNTHETIC_MODEL_WARNING = (
     "This model was trained only on the synthetic GRID-style corpus (config.trained_on={trained_on!r}): it knows its "
     "51 words, eSpeak NG voices and drawn mouths, nothing else. On a real face video its transcript is a sentence of "
     "that grammar whatever was said; use a model trained on real speech (e.g. converted official weights)."
 )
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Streaming media decode: 25 fps gray frames and 16 kHz mono audio, in blocks, aligned as `read_media` aligns them
-
-
-@dataclass
-class MediaBlock:
-    """A piece of a stream on the model's grid: `frames` (t, H, W) uint8 and/or `audio` (n,) float32, either None."""
-
-    frames: np.ndarray | None = None
-    audio: np.ndarray | None = None
-
-
-def probe_media(path: str) -> dict:
-    """Which streams a file has and its duration in seconds (None when the container does not say)."""
-    with open_container(path) as container:
-        duration = container.duration / 1_000_000 if container.duration else None
-        return {"video": bool(container.streams.video), "audio": bool(container.streams.audio), "duration": duration}
-
-
-def stream_media(path: str | os.PathLike, video: bool = True, audio: bool = True, block_frames: int = STREAM_BLOCK_FRAMES):
-    """Decodes a file as a stream of [`MediaBlock`]s: gray frames resampled to 25 fps and 16 kHz mono audio shifted to
-    start with the video, exactly as [`read_media`] returns them, without holding the whole file.
-
-    Concatenating every block's frames (audio) gives `read_media(path).frames` (`.audio`).
-    """
-    av = import_av()
-    path = os.fspath(path)
-    with open_container(path) as container:
-        video_stream = container.streams.video[0] if video and container.streams.video else None
-        audio_stream = container.streams.audio[0] if audio and container.streams.audio else None
-        if video_stream is None and audio_stream is None:
-            return
-        streams = [s for s in (video_stream, audio_stream) if s is not None]
-        for stream in streams:
-            stream.thread_type = "AUTO"
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_SAMPLING_RATE) if audio_stream is not None else None
-        source_fps = None
-        if video_stream is not None:
-            rate = video_stream.average_rate or video_stream.guessed_rate
-            source_fps = float(rate) if rate else None
-        resample_video = source_fps is not None and abs(source_fps - VIDEO_FPS) > FPS_TOLERANCE
-
-        out_frames: list[np.ndarray] = []
-        out_audio: list[np.ndarray] = []
-        pending_audio: list[np.ndarray] = []  # audio decoded before the video's start time is known
-        state = {"video_start": None, "audio_start": None, "aligned": video_stream is None, "ticks": 0, "previous": None,
-                 "previous_time": None, "frames_out": 0, "audio_out": 0, "last_time": None}  # fmt: skip
-
-        def take_audio(samples: np.ndarray):
-            if state["aligned"]:
-                out_audio.append(samples)
-            else:
-                pending_audio.append(samples)
-
-        def align():
-            """Once both start times are known: pad or drop the audio's head as `read_media` does."""
-            if state["aligned"] or state["video_start"] is None:
-                return
-            state["aligned"] = True
-            head = np.concatenate(pending_audio) if pending_audio else np.zeros(0, np.float32)
-            pending_audio.clear()
-            offset = round(((state["audio_start"] or 0.0) - state["video_start"]) * AUDIO_SAMPLING_RATE)
-            if offset > 0:
-                head = np.concatenate([np.zeros(offset, np.float32), head])
-            elif offset < 0:
-                state["drop"] = -offset
-            out_audio.append(head)
-
-        def take_frame(image: np.ndarray, time: float):
-            if state["video_start"] is None:
-                state["video_start"] = time
-                align()
-            state["last_time"] = time
-            if not resample_video:
-                out_frames.append(image)
-                return
-            # ticks whose last-shown frame (time <= tick + 1e-6) is the previous frame
-            while state["previous"] is not None and state["video_start"] + state["ticks"] / VIDEO_FPS + 1e-6 < time:
-                out_frames.append(state["previous"])
-                state["ticks"] += 1
-            state["previous"] = image
-
-        def flush(final: bool = False):
-            nonlocal out_frames, out_audio
-            frames = np.stack(out_frames) if out_frames else None
-            samples = np.concatenate(out_audio) if out_audio else None
-            if samples is not None and state.get("drop"):
-                dropped = min(state["drop"], len(samples))
-                samples, state["drop"] = samples[dropped:], state["drop"] - dropped
-            out_frames, out_audio = [], []
-            if frames is None and (samples is None or not len(samples)) and not final:
-                return None
-            return MediaBlock(frames, samples if samples is not None and len(samples) else None)
-
-        audio_started = False
-        for packet in container.demux(streams):
-            try:
-                decoded = packet.decode()
-            except av.error.FFmpegError as error:
-                if state["frames_out"] or state["audio_out"]:
-                    break  # a corrupt tail ends the stream, as read_media does
-                raise MMSLlamaInputError(f"{path}: the stream is corrupt and cannot be decoded ({error}).", source=path)
-            for frame in decoded:
-                if packet.stream is video_stream:
-                    time = float(frame.time) if frame.time is not None else state["frames_out"] / VIDEO_FPS
-                    state["frames_out"] += 1
-                    take_frame(frame.to_ndarray(format="gray"), time)
-                else:
-                    if not audio_started and frame.time is not None:
-                        state["audio_start"], audio_started = float(frame.time), True
-                    for converted in resampler.resample(frame):
-                        samples = converted.to_ndarray().reshape(-1)
-                        state["audio_out"] += len(samples)
-                        take_audio(samples)
-            if len(out_frames) >= block_frames or (video_stream is None and sum(map(len, out_audio)) >= block_frames * SAMPLES_PER_VIDEO_FRAME):
-                block = flush()
-                if block is not None:
-                    yield block
-        if resampler is not None:
-            for converted in resampler.resample(None):
-                take_audio(converted.to_ndarray().reshape(-1))
-        if video_stream is not None and state["frames_out"] == 0:
-            raise MMSLlamaInputError(f"{path}: the video stream has no frames (zero-length video).", source=path)
-        if not state["aligned"]:
-            align()
-        if resample_video and state["previous"] is not None:
-            duration = state["last_time"] - state["video_start"] + 1.0 / source_fps
-            total = max(1, round(duration * VIDEO_FPS))
-            while state["ticks"] < total:
-                out_frames.append(state["previous"])
-                state["ticks"] += 1
-        block = flush(final=True)
-        if block is not None and (block.frames is not None or block.audio is not None):
-            yield block
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -249,7 +117,9 @@ def iter_chunks(blocks, max_frames: int, overlap_frames: int = 0, min_frames: in
     """Cuts a stream of [`MediaBlock`]s into [`Chunk`]s of at most `max_frames` frames.
 
     With audio and `use_vad`, clips end at pauses between `min_frames` and `max_frames`; otherwise fixed windows of
-    `max_frames` that overlap by `overlap_frames`. Holds at most `max_frames` frames (plus one block) at a time.
+    `max_frames` that overlap by `overlap_frames`. The last clip is at least `MIN_CLIP_FRAMES` long (the one before
+    it ends earlier), so `max_frames` must be at least twice that. Holds at most `max_frames + MIN_CLIP_FRAMES`
+    frames (plus one block) at a time.
     """
     min_frames = max(1, int(max_frames * MIN_CHUNK_FRACTION)) if min_frames is None else min_frames
     frames_buffer: list[np.ndarray] = []
@@ -269,7 +139,7 @@ def iter_chunks(blocks, max_frames: int, overlap_frames: int = 0, min_frames: in
         return min(v for v in (video, audio) if v is not None)
 
     while True:
-        while not finished and (has_video is None or buffered_frames() < max_frames + 1):
+        while not finished and (has_video is None or buffered_frames() < max_frames + MIN_CLIP_FRAMES):
             try:
                 block = next(blocks)
             except StopIteration:
@@ -297,6 +167,11 @@ def iter_chunks(blocks, max_frames: int, overlap_frames: int = 0, min_frames: in
             length = find_pause(frame_energy_db(audio[: (max_frames + 1) * SAMPLES_PER_VIDEO_FRAME]), min_frames, max_frames)
         else:
             length = max_frames
+        step = length if (has_audio and use_vad) else max(1, length - overlap_frames)
+        if not last and finished and available - step < MIN_CLIP_FRAMES:
+            # the last clip would be shorter than the model reads: it starts earlier (and a pause-cut clip ends there)
+            step = available - MIN_CLIP_FRAMES
+            length = step if (has_audio and use_vad) else length
         chunk_frames = frames[:length].copy() if frames is not None else None  # copies: the buffer is let go
         chunk_audio = None
         if audio is not None:
@@ -307,7 +182,6 @@ def iter_chunks(blocks, max_frames: int, overlap_frames: int = 0, min_frames: in
         yield Chunk(offset, offset + length, chunk_frames, chunk_audio, previous_overlap, last, silent)
         if last:
             return
-        step = length if (has_audio and use_vad) else max(1, length - overlap_frames)
         previous_overlap = length - step
         frames_buffer = [frames[step:]] if frames is not None else []
         audio_buffer = [audio[step * SAMPLES_PER_VIDEO_FRAME :]] if audio is not None else []
@@ -325,6 +199,24 @@ def merge_overlapping(previous: str, following: str, max_words: int = 12) -> str
     return following
 
 
+def mouth_motion(pixel_values_videos: torch.Tensor, video_mask: torch.Tensor) -> torch.Tensor:
+    """How much each clip's mouth crops change from frame to frame (B,): the mean absolute difference of consecutive
+    crops in gray levels (0-255), from the processor's normalised `pixel_values_videos` (B, T, 1, H, W)."""
+    change = (pixel_values_videos[:, 1:] - pixel_values_videos[:, :-1]).abs().mean(dim=(2, 3, 4))  # (B, T - 1)
+    pairs = (video_mask[:, 1:] & video_mask[:, :-1]).to(change.dtype)
+    return (change * pairs).sum(-1) / pairs.sum(-1).clamp(min=1) * ROI_STD * 255
+
+
+def is_no_speech(audio_db: float | None, motion: float | None, avg_logprob: float | None,
+                 logprob_threshold: float | None) -> bool:  # fmt: skip
+    """Whether a clip holds no speech: none of its streams shows activity (the audio's loudest 200 ms below
+    `NO_SPEECH_AUDIO_DB`, the mouth crops changing less than `NO_SPEECH_MOTION`), or the model's transcript is a guess
+    (its mean token log-probability below `logprob_threshold`, where one is set). A missing stream is given as None."""
+    quiet = (audio_db is None or audio_db < NO_SPEECH_AUDIO_DB) and (motion is None or motion < NO_SPEECH_MOTION)
+    guess = logprob_threshold is not None and avg_logprob is not None and avg_logprob < logprob_threshold
+    return quiet or guess
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # Inputs
 
@@ -337,21 +229,31 @@ class _Request:
     modality: str | None
     has_video: bool | None = None
     has_audio: bool | None = None
-    chunks: list = field(default_factory=list)
+    chunks: list = field(default_factory=list)  # a _Transcript per decoded clip
+    conversions: list[str] = field(default_factory=list)  # what converting an in-memory input changed
     expected: int | None = None  # number of chunks, known once the last one is cut
     error: Exception | None = None
+
+
+@dataclass
+class _Transcript:
+    """One clip's outcome, kept until its input's result is assembled."""
+
+    span: Chunk  # the clip without its media
+    text: str
+    num_tokens: int = 0
+    avg_logprob: float | None = None
+    no_speech: bool = False
 
 
 def _is_audio_dict(item) -> bool:
     return isinstance(item, dict) and "array" in item
 
 
-def _audio_from(item, sampling_rate, source):
-    if isinstance(item, (str, os.PathLike)):
-        return None  # read from the file
+def _audio_from(item, sampling_rate, source) -> Media:
     if _is_audio_dict(item):
-        return prepare_waveform(item["array"], item.get("sampling_rate", sampling_rate), source=source).audio
-    return prepare_waveform(item, sampling_rate, source=source).audio
+        return prepare_waveform(item["array"], item.get("sampling_rate", sampling_rate), source=source)
+    return prepare_waveform(item, sampling_rate, source=source)
 
 
 def _frames_from(item, source) -> np.ndarray:
@@ -398,10 +300,20 @@ class MMSLlamaASRPipeline(Pipeline):
         overlap_s (`float`): overlap of the fixed windows used without audio (default 1 s).
         batch_size (`int`): clips decoded together (clips of all inputs are batched together).
         sampling_rate (`int`): sample rate of waveform inputs.
+        align (`str`): `"pad"` or `"trim"`: fit together an in-memory input's audio and video whose durations differ by
+            more than the processor's `align_tolerance_s` (refused without it; see [`MMSLlamaProcessor`]). A file's
+            streams are cut on its video's timeline.
+        keep_no_speech (`bool`): keep the transcripts of clips marked `"no_speech"` (default: their text is empty).
+        no_speech_logprob (`float`): mean token log-probability below which a clip's transcript counts as a guess
+            (default: the model's `config.no_speech_logprob`; None there: only the streams' activity decides).
 
-    Returns per input: `{"text", "chunks": [{"timestamp": (start_s, end_s), "text"}], "speech_tokens",
-    "tokens_per_second"}`; `speech_tokens` counts the speech tokens the LLM read, `tokens_per_second` divides them by
-    the seconds of the clips decoded (clips of digital silence are skipped and cost nothing).
+    Returns per input: `{"text", "chunks": [{"timestamp": (start_s, end_s), "text", "avg_logprob", "no_speech"}],
+    "speech_tokens", "tokens_per_second", "conversions"}`; `conversions` lists what bringing the input onto the
+    model's grid changed (resampling, down-mixing, integer rescaling; also said in an [`MMSLlamaConversionWarning`]); `avg_logprob` is the clip's mean token log-probability (its confidence;
+    None for a clip not decoded), `no_speech` marks clips that hold no speech (see [`is_no_speech`]: silent audio and a
+    still mouth, or a transcript that is a guess); `speech_tokens` counts the speech tokens the LLM read,
+    `tokens_per_second` divides them by the seconds of the clips decoded (clips of digital silence are skipped and
+    cost nothing).
     """
 
     _load_processor = True
@@ -412,7 +324,8 @@ class MMSLlamaASRPipeline(Pipeline):
     _pipeline_calls_generate = True
 
     _CALL_OPTIONS = ("modality", "num_beams", "max_new_tokens", "generate_kwargs", "queries_per_second", "max_rate",
-                     "speech_rate", "chunk_length_s", "overlap_s", "sampling_rate", "progress")  # fmt: skip
+                     "speech_rate", "chunk_length_s", "overlap_s", "sampling_rate", "align", "keep_no_speech",
+                     "no_speech_logprob", "progress")  # fmt: skip
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -438,10 +351,13 @@ class MMSLlamaASRPipeline(Pipeline):
         modality = kwargs.get("modality")
         if modality is not None and modality not in MODALITIES:
             raise MMSLlamaInputError(f"modality must be one of {MODALITIES} or None, got {modality!r}.")
-        preprocess = {k: kwargs[k] for k in ("modality", "chunk_length_s", "overlap_s", "sampling_rate") if k in kwargs}
+        if kwargs.get("align") is not None and kwargs["align"] not in ALIGN_MODES:
+            raise MMSLlamaInputError(f"align must be one of {ALIGN_MODES} or None, got {kwargs['align']!r}.")
+        preprocess = {k: kwargs[k] for k in ("modality", "chunk_length_s", "overlap_s", "sampling_rate", "align")
+                      if k in kwargs}  # fmt: skip
         forward = {k: kwargs[k] for k in ("num_beams", "max_new_tokens", "generate_kwargs", "queries_per_second",
                                           "max_rate", "speech_rate") if k in kwargs}  # fmt: skip
-        postprocess = {}
+        postprocess = {k: kwargs[k] for k in ("keep_no_speech", "no_speech_logprob") if k in kwargs}
         return preprocess, forward, postprocess
 
     def _options(self, kwargs) -> dict:
@@ -466,7 +382,8 @@ class MMSLlamaASRPipeline(Pipeline):
 
     # -- the Pipeline steps -------------------------------------------------------------------------------------------
 
-    def preprocess(self, inputs, modality=None, chunk_length_s=None, overlap_s=None, sampling_rate=None, index=0):
+    def preprocess(self, inputs, modality=None, chunk_length_s=None, overlap_s=None, sampling_rate=None, align=None,
+                   index=0):  # fmt: skip
         """One input -> a [`_Request`] whose `blocks` stream its media (nothing is decoded yet)."""
         source = f"inputs[{index}]"
         video = audio = None
@@ -495,34 +412,39 @@ class MMSLlamaASRPipeline(Pipeline):
                     raise MMSLlamaInputError(f"{path}: has no audio stream, but modality={modality!r} needs it.",
                                              source=path)  # fmt: skip
                 has_video, has_audio = want_video and info["video"], want_audio and info["audio"]
-                blocks = stream_media(path, video=has_video, audio=has_audio)
+                blocks = MediaStream(path, video=has_video, audio=has_audio)
                 return _Request(index, path, blocks, modality, has_video, has_audio)
             else:
-                blocks = _zip_streams(stream_media(path, video=want_video, audio=False),
-                                      stream_media(audio_path, video=False, audio=want_audio))  # fmt: skip
+                blocks = _zip_streams(MediaStream(path, video=want_video, audio=False),
+                                      MediaStream(audio_path, video=False, audio=want_audio))  # fmt: skip
             return _Request(index, path, blocks, modality, want_video and info["video"], want_audio)
         frames = None
         if video is not None and want_video:
             frames = _frames_from(video, source) if not isinstance(video, (str, os.PathLike)) else np.concatenate(
-                [b.frames for b in stream_media(video, audio=False)]
+                [b.frames for b in MediaStream(video, audio=False)]
             )
-        waveform = None
+        waveform, conversions = None, []
         if audio is not None and want_audio:
             if isinstance(audio, (str, os.PathLike)):
-                waveform = np.concatenate([b.audio for b in stream_media(audio, video=False) if b.audio is not None])
+                waveform = np.concatenate([b.audio for b in MediaStream(audio, video=False) if b.audio is not None])
             else:
-                waveform = _audio_from(audio, sampling_rate, source)
+                media = _audio_from(audio, sampling_rate, source)
+                waveform, conversions = media.audio, media.notes
         if modality in ("av", "video") and frames is None:
             raise MMSLlamaInputError(f"{source}: modality={modality!r} needs video, and the input has none.", source=source)
         if modality in ("av", "audio") and waveform is None:
             raise MMSLlamaInputError(f"{source}: modality={modality!r} needs audio, and the input has none.", source=source)
         if frames is None and waveform is None:
             raise MMSLlamaInputError(f"{source}: nothing to transcribe for modality={modality!r}.", source=source)
-        return _Request(index, source, _array_blocks(frames, waveform), modality, frames is not None, waveform is not None)
+        if frames is not None and waveform is not None:
+            frames, waveform, _ = align_streams(frames, waveform, source, align, self.processor.align_tolerance_s)
+        return _Request(index, source, _array_blocks(frames, waveform), modality, frames is not None,
+                        waveform is not None, conversions=conversions)  # fmt: skip
 
     def _forward(self, model_inputs, num_beams=None, max_new_tokens=None, generate_kwargs=None, queries_per_second=None,
                  max_rate=None, speech_rate=None):  # fmt: skip
-        """A processor batch -> generated ids and the speech tokens each clip fed the LLM."""
+        """A processor batch -> generated ids, the speech tokens each clip fed the LLM, each transcript's mean token
+        log-probability and, with video, each clip's mouth motion."""
         generation = dict(generate_kwargs or {})
         config = self.model.generation_config
         generation.setdefault("num_beams", num_beams or getattr(config, "num_beams", None) or 1)
@@ -534,8 +456,17 @@ class MMSLlamaASRPipeline(Pipeline):
         prompt = {k: inputs.pop(k) for k in ("input_ids", "attention_mask")}
         with torch.no_grad():
             speech = self.model.get_speech_embeddings(**inputs, queries_per_second=queries_per_second, max_rate=max_rate)
-            ids = self.model.generate(**prompt, speech_embeddings=speech, **generation)
-        return {"ids": ids.cpu(), "num_speech_tokens": speech.num_speech_tokens.detach().cpu()}
+            generation.update(return_dict_in_generate=True, output_scores=True)
+            generated = self.model.generate(**prompt, speech_embeddings=speech, **generation)
+            outputs = {
+                "ids": generated.sequences.cpu(),
+                "num_speech_tokens": speech.num_speech_tokens.detach().cpu(),
+                "avg_logprob": self.model.transcript_logprobs(generated).float().cpu(),
+            }
+            if "pixel_values_videos" in inputs:
+                motion = mouth_motion(inputs["pixel_values_videos"], inputs["video_mask"])
+                outputs["mouth_motion"] = motion.float().cpu()
+        return outputs
 
     def postprocess(self, model_outputs):
         """Generated ids -> clean transcripts (one per clip)."""
@@ -558,11 +489,18 @@ class MMSLlamaASRPipeline(Pipeline):
         batch_size = int(batch_size or self._batch_size or 1)
         max_frames = self.max_chunk_frames
         if options.get("chunk_length_s"):
-            max_frames = max(1, min(max_frames, int(options["chunk_length_s"] * VIDEO_FPS)))
+            max_frames = min(max_frames, int(options["chunk_length_s"] * VIDEO_FPS))
+        if max_frames < 2 * MIN_CLIP_FRAMES:
+            raise MMSLlamaInputError(
+                f"chunk_length_s={options.get('chunk_length_s')} is too short: clips are cut at least "
+                f"{2 * MIN_CLIP_FRAMES / VIDEO_FPS:.2f} s long (twice the shortest the model reads)."
+            )
         overlap = options.get("overlap_s", DEFAULT_OVERLAP_S)
         overlap_frames = min(int(round(overlap * VIDEO_FPS)), max_frames // 2)
         forward = {k: options[k] for k in ("num_beams", "max_new_tokens", "generate_kwargs", "queries_per_second",
                                            "max_rate", "speech_rate") if k in options}  # fmt: skip
+        keep_no_speech = options.get("keep_no_speech", False)
+        logprob_threshold = options.get("no_speech_logprob", getattr(self.model.config, "no_speech_logprob", None))
         given = options.get("progress")
         progress = _progress(given)
 
@@ -584,21 +522,32 @@ class MMSLlamaASRPipeline(Pipeline):
             )
             outputs = self._forward(model_inputs, **forward)
             texts = self.postprocess(outputs)
-            tokens = outputs["num_speech_tokens"]
             for i, ((request, chunk), text) in enumerate(zip(batch, texts)):
-                request.chunks.append((_span(chunk), text, int(tokens[i]) if tokens is not None else 0))
+                audio_db = None if chunk.audio is None else float(frame_energy_db(chunk.audio).max())
+                motion = None if chunk.frames is None else float(outputs["mouth_motion"][i])
+                avg_logprob = float(outputs["avg_logprob"][i])
+                no_speech = is_no_speech(audio_db, motion, avg_logprob, logprob_threshold)
+                request.chunks.append(_Transcript(_span(chunk), text, int(outputs["num_speech_tokens"][i]),
+                                                  round(avg_logprob, 4), no_speech))  # fmt: skip
             progress.update(sum((c.end - c.start - c.overlap_before) / VIDEO_FPS for _, c in batch))
 
         for index, item in enumerate(items):
-            request = self.preprocess(item, index=index, **{k: options[k] for k in ("modality", "sampling_rate")
-                                                            if k in options})  # fmt: skip
+            request_options = {k: options[k] for k in ("modality", "sampling_rate", "align") if k in options}
+            request = self.preprocess(item, index=index, **request_options)
             open_requests.append(request)
             use_vad = request.modality != "video"
             chunks = iter_chunks(request.blocks, max_frames, overlap_frames, use_vad=use_vad,
                                  has_video=request.has_video, has_audio=request.has_audio)  # fmt: skip
             for chunk in chunks:
+                if chunk.end - chunk.start < MIN_CLIP_FRAMES:  # only a whole input is this short
+                    seconds = (chunk.end - chunk.start) / VIDEO_FPS
+                    raise MMSLlamaInputError(
+                        f"{request.source}: lasts {seconds:.2f} s; the model needs at least "
+                        f"{MIN_CLIP_FRAMES / VIDEO_FPS:.2f} s.",
+                        source=request.source,
+                    )
                 if chunk.silent and chunk.frames is None:  # digital silence, nothing to read: costs nothing
-                    request.chunks.append((_span(chunk), "", 0))
+                    request.chunks.append(_Transcript(_span(chunk), "", no_speech=True))
                     continue
                 if chunk.silent and request.modality is None:  # silent audio with video: read the lips only
                     chunk = Chunk(chunk.start, chunk.end, chunk.frames, None, chunk.overlap_before, chunk.last)
@@ -613,34 +562,42 @@ class MMSLlamaASRPipeline(Pipeline):
             request.expected = True
             # results of inputs whose clips are all decoded can be returned now
             while open_requests and open_requests[0].expected and not any(r is open_requests[0] for r, _ in pending):
-                yield self._assemble(open_requests.pop(0))
+                yield self._assemble(open_requests.pop(0), keep_no_speech)
         run(pending)
         if given is True:
             progress.close()
         for request in open_requests:
-            yield self._assemble(request)
+            yield self._assemble(request, keep_no_speech)
 
-    def _assemble(self, request: _Request) -> dict:
-        pieces = sorted(request.chunks, key=lambda piece: piece[0].start)
+    def _assemble(self, request: _Request, keep_no_speech: bool = False) -> dict:
+        pieces = sorted(request.chunks, key=lambda piece: piece.span.start)
         chunks, texts, tokens, seconds = [], [], 0, 0.0
-        for chunk, text, num_tokens in pieces:
+        for piece in pieces:
+            chunk = piece.span
+            text = piece.text if keep_no_speech or not piece.no_speech else ""
             start = chunk.start + chunk.overlap_before // 2
             if chunk.overlap_before and texts:
                 text = merge_overlapping(" ".join(texts[-3:]), text)
             end = chunk.end
-            chunks.append({"timestamp": (round(start / VIDEO_FPS, 2), round(end / VIDEO_FPS, 2)), "text": text})
+            chunks.append({"timestamp": (round(start / VIDEO_FPS, 2), round(end / VIDEO_FPS, 2)), "text": text,
+                           "avg_logprob": piece.avg_logprob, "no_speech": piece.no_speech})  # fmt: skip
             if text:
                 texts.append(text)
-            tokens += num_tokens
-            if num_tokens:
+            tokens += piece.num_tokens
+            if piece.num_tokens:
                 seconds += (chunk.end - chunk.start) / VIDEO_FPS
         for previous, following in zip(chunks, chunks[1:]):  # overlapping windows meet in the middle of the overlap
             previous["timestamp"] = (previous["timestamp"][0], following["timestamp"][0])
+        conversions = request.conversions + getattr(request.blocks, "notes", [])  # a file's, once it is decoded
+        if conversions:
+            warnings.warn(f"{request.source}: converted onto the model's grid (16 kHz mono float audio, 25 fps "
+                          f"video): {'; '.join(conversions)}.", MMSLlamaConversionWarning, stacklevel=2)  # fmt: skip
         return {
             "text": " ".join(texts),
             "chunks": chunks,
             "speech_tokens": tokens,
             "tokens_per_second": round(tokens / seconds, 3) if seconds else 0.0,
+            "conversions": conversions,
         }
 
 
@@ -692,37 +649,6 @@ def _progress(progress):
     return progress
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# Subtitles
-
-
-def _clock(seconds: float, separator: str) -> str:
-    millis = int(round(seconds * 1000))
-    hours, millis = divmod(millis, 3_600_000)
-    minutes, millis = divmod(millis, 60_000)
-    secs, millis = divmod(millis, 1000)
-    return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
-
-
-def to_srt(result: dict) -> str:
-    """A pipeline result as SubRip subtitles (one cue per non-empty clip)."""
-    cues = [c for c in result["chunks"] if c["text"]]
-    lines = []
-    for number, cue in enumerate(cues, 1):
-        start, end = cue["timestamp"]
-        lines += [str(number), f"{_clock(start, ',')} --> {_clock(end, ',')}", cue["text"], ""]
-    return "\n".join(lines)
-
-
-def to_vtt(result: dict) -> str:
-    """A pipeline result as WebVTT subtitles (one cue per non-empty clip)."""
-    lines = ["WEBVTT", ""]
-    for cue in (c for c in result["chunks"] if c["text"]):
-        start, end = cue["timestamp"]
-        lines += [f"{_clock(start, '.')} --> {_clock(end, '.')}", cue["text"], ""]
-    return "\n".join(lines)
-
-
 PIPELINE_TASK = "automatic-speech-recognition"
 
 
@@ -733,4 +659,4 @@ def custom_pipelines_entry() -> dict:
                             "type": "multimodal"}}  # fmt: skip
 
 
-__all__ = ["MMSLlamaASRPipeline", "stream_media", "iter_chunks", "to_srt", "to_vtt", "custom_pipelines_entry"]
+__all__ = ["MMSLlamaASRPipeline", "is_no_speech", "mouth_motion", "iter_chunks", "custom_pipelines_entry"]

@@ -13,7 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from hub_cards.cli import load_pipeline  # noqa: E402
-from modeling_mmsllama.pipeline_mmsllama import to_srt  # noqa: E402
+from modeling_mmsllama.subtitles_mmsllama import to_srt  # noqa: E402
 
 
 def main() -> None:

@@ -70,7 +70,7 @@ def expand_inputs(patterns: list[str]) -> tuple[list[str], list[str]]:
 
 
 def format_result(result: dict, fmt: str, source: str | None = None) -> str:
-    from modeling_mmsllama.pipeline_mmsllama import to_srt, to_vtt
+    from modeling_mmsllama.subtitles_mmsllama import to_srt, to_vtt
 
     if fmt == "txt":
         return result["text"] + "\n"
@@ -108,7 +108,8 @@ def transcribe_command(args) -> int:
     options = {k: v for k, v in {
         "modality": args.modality, "num_beams": args.num_beams, "max_new_tokens": args.max_new_tokens,
         "queries_per_second": args.queries_per_second, "max_rate": args.max_rate,
-        "chunk_length_s": args.chunk_length}.items() if v is not None}  # fmt: skip
+        "chunk_length_s": args.chunk_length, "no_speech_logprob": args.no_speech_logprob,
+        "keep_no_speech": args.keep_no_speech or None}.items() if v is not None}  # fmt: skip
     output_dir = Path(args.output_dir) if args.output_dir else None
     if output_dir:
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -256,6 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--queries-per-second", type=float, help="token budget: speech tokens per second before the rate")
     t.add_argument("--max-rate", type=float, help="token budget: cap of the speech-rate factor (1.0 = no boost)")
     t.add_argument("--chunk-length", type=float, help="longest clip in seconds (default: the model's limit)")
+    t.add_argument("--keep-no-speech", action="store_true",
+                   help='keep the text of clips marked "no_speech" (default: left empty)')  # fmt: skip
+    t.add_argument("--no-speech-logprob", type=float,
+                   help="mean token log-probability below which a clip's text counts as a guess and the clip as no "
+                        "speech (default: the model's config.no_speech_logprob)")  # fmt: skip
     t.add_argument("--device", default="cpu")
     t.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
     t.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")

@@ -1,7 +1,7 @@
 """MMS-LLaMA for Hugging Face Transformers: audio-visual speech recognition with minimal speech tokens."""
 
 from .configuration_mmsllama import PRESETS, MMSLlamaAVHubertConfig, MMSLlamaConfig, MMSLlamaConfigError
-from .errors_mmsllama import MMSLlamaInputError
+from .errors_mmsllama import MMSLlamaConversionWarning, MMSLlamaInputError
 from .modeling_avhubert import MMSLlamaAVHubertModel
 from .media_mmsllama import read_media
 from .modeling_mmsllama import MMSLlamaCausalLMOutputWithPast, MMSLlamaForConditionalGeneration, MMSLlamaModel
@@ -45,6 +45,7 @@ __all__ = [
     "MMSLlamaCausalLMOutputWithPast",
     "MMSLlamaConfig",
     "MMSLlamaConfigError",
+    "MMSLlamaConversionWarning",
     "MMSLlamaForConditionalGeneration",
     "MMSLlamaInputError",
     "MMSLlamaModel",

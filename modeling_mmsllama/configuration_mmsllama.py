@@ -14,6 +14,9 @@ SAMPLES_PER_VIDEO_FRAME = AUDIO_SAMPLING_RATE // VIDEO_FPS  # 640 samples = 40 m
 ROI_SIZE = 96  # px, side of the mouth crop handed to the video processor (which centre-crops 88)
 MODALITIES = ("av", "audio", "video")  # which streams an input carries (a missing one is zeros)
 MEL_FRAMES_PER_VIDEO_FRAME = 4  # Whisper log-mel hop is 10 ms
+# Shortest clip the model reads, in 25 fps frames (0.2 s): the temporal kernel of AV-HuBERT's 3-D convolution stem;
+# a shorter clip is mostly that kernel's zero padding, and shorter than any spoken syllable.
+MIN_CLIP_FRAMES = 5
 DEFAULT_PROMPT = "Recognize this speech in English. Input : "  # paper-spec section 7, verbatim
 SPEECH_TOKEN = "<|speech|>"
 SYNTHETIC_GRID = "synthetic-grid"  # `trained_on` of models that know only the synthetic corpus (the demo model)
@@ -143,6 +146,9 @@ class MMSLlamaConfig(PreTrainedConfig):
         trained_on (`str`, *optional*): what the weights were trained on, where that limits their use.
             `"synthetic-grid"` marks a model trained only on this project's synthetic GRID-style corpus (the demo
             model): its model card says so, and the pipeline warns once when it is given a real face video.
+        no_speech_logprob (`float`, *optional*): mean token log-probability below which the pipeline takes a clip's
+            transcript for a guess and marks the clip as holding no speech. It depends on the model: measure it with
+            `benchmarks/no_speech.py` (docs/no_speech.md). `None`: only the streams' activity decides.
     """
 
     model_type = "mmsllama"
@@ -185,6 +191,7 @@ class MMSLlamaConfig(PreTrainedConfig):
     speech_token_id: int = 128256
     frozen_modules: list[str] | tuple[str, ...] = ("audio_encoder", "vision_encoder", "rate_predictor")
     trained_on: str | None = None
+    no_speech_logprob: float | None = None
     initializer_range: float = 0.02
     use_cache: bool = True
     tie_word_embeddings: bool = False

@@ -1,6 +1,7 @@
 """Processor for MMS-LLaMA: raw video and/or audio (+ transcripts) -> the model's inputs, batched, padded and masked."""
 
 import os
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,6 +15,7 @@ from transformers.utils import logging
 from .configuration_mmsllama import (
     AUDIO_SAMPLING_RATE,
     DEFAULT_PROMPT,
+    MIN_CLIP_FRAMES,
     MODALITIES,
     ROI_SIZE,
     SAMPLES_PER_VIDEO_FRAME,
@@ -21,9 +23,12 @@ from .configuration_mmsllama import (
     VIDEO_FPS,
     MMSLlamaConfig,
 )
-from .errors_mmsllama import MMSLlamaInputError
+from .errors_mmsllama import MMSLlamaConversionWarning, MMSLlamaInputError
 from .media_mmsllama import (
+    ALIGN_MODES,
+    STREAM_MISMATCH_TOLERANCE_S,
     align_audio_to_frames,
+    align_streams,
     prepare_waveform,
     read_media,
 )
@@ -53,7 +58,10 @@ class MediaInfo:
             the media's own rates before conversion.
         missing_face_frames (`list[int]`): frames where no face was found (their crop was interpolated).
         fallback (`str`, *optional*): why a stream was left out when the caller did not ask for a modality.
-        notes (`list[str]`): every conversion applied (resampling, down-mixing, trimming, padding, face choice).
+        conversions (`list[str]`): what reading the media changed to bring it onto the model's grid (resampling,
+            down-mixing, integer rescaling, start-time shift); the processor call warns once about them
+            ([`MMSLlamaConversionWarning`]).
+        notes (`list[str]`): every change made (the conversions, trimming, padding, alignment, face choice).
     """
 
     video: str | None = None
@@ -66,6 +74,7 @@ class MediaInfo:
     source_channels: int | None = None
     missing_face_frames: list[int] = field(default_factory=list)
     fallback: str | None = None
+    conversions: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -80,6 +89,11 @@ def _own_modality(sample: _Sample) -> str:
     if sample.frames is not None and sample.audio is not None:
         return "av"
     return "video" if sample.frames is not None else "audio"
+
+
+def _sample_name(info: MediaInfo) -> str:
+    """How messages name a sample: its video and/or audio source (`"talk.mp4"`, `"videos[0] and audio[0]"`)."""
+    return " and ".join(dict.fromkeys(name for name in (info.video, info.audio) if name))
 
 
 def _as_list(items) -> list:
@@ -105,6 +119,8 @@ class MMSLlamaProcessor(ProcessorMixin):
         speech_token (`str`): the placeholder the model replaces with the speech embeddings.
         max_video_frames (`int`): longest clip the model takes, in 25 fps frames.
         face_selection (`str`): with several faces in a video, use the `"largest"` or the most `"central"` one.
+        align_tolerance_s (`float`): how far, in seconds, a sample's audio and video durations may differ and still be
+            aligned without an `align` mode (the audio is fitted to the video); beyond it they are refused.
         chat_template (`str`, *optional*): unused; MMS-LLaMA has no chat template.
     """
 
@@ -117,12 +133,14 @@ class MMSLlamaProcessor(ProcessorMixin):
         speech_token: str = SPEECH_TOKEN,
         max_video_frames: int = 500,
         face_selection: str = "largest",
+        align_tolerance_s: float = STREAM_MISMATCH_TOLERANCE_S,
         chat_template=None,
     ):
         self.prompt = prompt
         self.speech_token = speech_token
         self.max_video_frames = max_video_frames
         self.face_selection = face_selection
+        self.align_tolerance_s = align_tolerance_s
         self.mouth_roi_extractor = MouthROIExtractor(face_selection=face_selection)
         super().__init__(feature_extractor, video_processor, tokenizer, chat_template=chat_template)
         self.speech_token_id = tokenizer.convert_tokens_to_ids(speech_token)
@@ -233,6 +251,8 @@ class MMSLlamaProcessor(ProcessorMixin):
         modality: str | None = None,
         speech_rate: float | list[float] | None = None,
         video_is_roi: bool | None = None,
+        align: str | None = None,
+        align_tolerance_s: float | None = None,
         do_augment: bool = False,
         return_tensors: str = "pt",
         **kwargs,
@@ -254,6 +274,12 @@ class MMSLlamaProcessor(ProcessorMixin):
             speech_rate (`float` or `list[float]`, *optional*): speaking-rate labels, returned as `speech_rate_labels`.
             video_is_roi (`bool`, *optional*): whether video frames are mouth crops already; by default, frames no
                 larger than 128x128 are.
+            align (`str`, *optional*): how to fit a sample's audio and video together when their durations differ by
+                more than `align_tolerance_s`: `"pad"` pads the shorter stream (audio with silence, video by
+                repeating its last frame), `"trim"` cuts the longer one. Left out, such a sample is refused; within the
+                tolerance the audio is trimmed or zero-padded to the video. The change is noted in `media_info`.
+            align_tolerance_s (`float`, *optional*): this call's tolerance in seconds (default: the processor's
+                `align_tolerance_s`, 0.2 s).
             do_augment (`bool`): random crop and flip of the mouth crops (training).
             return_tensors (`str`): `"pt"` (default) or `"np"`.
 
@@ -261,15 +287,27 @@ class MMSLlamaProcessor(ProcessorMixin):
             [`BatchFeature`] with `input_ids`, `attention_mask`, (`labels`), (`input_features`, `input_features_mask`),
             (`pixel_values_videos`, `video_mask`), (`has_audio`, `has_video`: `(B,)` bool, only for a batch whose
             samples carry different streams), (`speech_rate_labels`), and two attributes that are not model inputs:
-            `modality` (the batch's modality) and `media_info` (a [`MediaInfo`] per sample).
+            `modality` (the batch's modality) and `media_info` (a [`MediaInfo`] per sample). What reading the media
+            converted (resampling, down-mixing, integer rescaling) is in each sample's `media_info[i].conversions` and
+            said once per call in an [`MMSLlamaConversionWarning`] (a Python warning, so that it can be filtered by
+            category; fallbacks go to the Transformers logger).
 
         Raises:
-            [`MMSLlamaInputError`]: bad or unusable input; the message names the file and the problem.
+            [`MMSLlamaInputError`]: bad or unusable input; the message names the file and the problem. Among them:
+            a clip shorter than `MIN_CLIP_FRAMES` (0.2 s) or longer than the model takes, and audio and video whose
+            durations differ by more than the tolerance without `align`.
         """
         if kwargs:
             raise TypeError(f"MMSLlamaProcessor got unexpected arguments {sorted(kwargs)}.")
         if modality is not None and modality not in MODALITIES:
             raise MMSLlamaInputError(f"modality must be one of {MODALITIES} or None, got {modality!r}.")
+        if align is not None and align not in ALIGN_MODES:
+            raise MMSLlamaInputError(f"align must be one of {ALIGN_MODES} or None, got {align!r}.")
+        align_tolerance_s = self.align_tolerance_s if align_tolerance_s is None else align_tolerance_s
+        if not align_tolerance_s >= 0:
+            raise MMSLlamaInputError(
+                f"align_tolerance_s must be a duration in seconds >= 0, got {align_tolerance_s!r}."
+            )
         video_items, audio_items = _as_list(videos), _as_list(audio)
         if not video_items and not audio_items:
             raise MMSLlamaInputError("Give `videos=` and/or `audio=`: there is nothing to transcribe.")
@@ -294,7 +332,7 @@ class MMSLlamaProcessor(ProcessorMixin):
         batch_modality, mixed = self._settle_modality(samples, modality)
         presence = [(sample.audio is not None, sample.frames is not None) for sample in samples]
         for sample in samples:
-            self._finish_sample(sample, batch_modality, mixed)
+            self._finish_sample(sample, batch_modality, mixed, align, align_tolerance_s)
 
         data = self._tokenize(text, batch_size)
         if batch_modality != "video":
@@ -318,11 +356,28 @@ class MMSLlamaProcessor(ProcessorMixin):
         for index, sample in enumerate(samples):
             if sample.info.fallback:
                 logger.warning(f"Sample {index}: {sample.info.fallback}")
+        self._warn_about_conversions(outputs.media_info)
         return outputs
 
     def apply_transcription_request(self, videos=None, audio=None, **kwargs) -> BatchFeature:
         """Inputs asking the model to transcribe `videos` and/or `audio` (the call without transcripts)."""
         return self(videos=videos, audio=audio, **kwargs)
+
+    @staticmethod
+    def _warn_about_conversions(media_info: list[MediaInfo]) -> None:
+        """One [`MMSLlamaConversionWarning`] per call listing the samples' conversions (none when nothing changed)."""
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for info in media_info:
+            if info.conversions:
+                groups.setdefault(tuple(info.conversions), []).append(_sample_name(info))
+        if groups:
+            summary = " ".join(f"{', '.join(names)}: {'; '.join(changes)}." for changes, names in groups.items())
+            warnings.warn(
+                f"MMSLlamaProcessor converted the input onto the model's grid (16 kHz mono float audio, 25 fps "
+                f"video): {summary} Each sample's conversions are in `inputs.media_info[i].conversions`.",
+                MMSLlamaConversionWarning,
+                stacklevel=3,
+            )
 
     # -- one sample ---------------------------------------------------------------------------------------------------
 
@@ -338,6 +393,7 @@ class MMSLlamaProcessor(ProcessorMixin):
             if isinstance(video_item, (str, os.PathLike)):
                 path = os.fspath(video_item)
                 media = read_media(path, video=want_video, audio=want_audio and audio_item is None)
+                info.conversions += media.notes
                 info.notes += media.notes
                 info.source_fps = media.source_fps
                 if want_video:
@@ -405,6 +461,7 @@ class MMSLlamaProcessor(ProcessorMixin):
                 audio_item, sampling_rate = audio_item.get("array"), audio_item.get("sampling_rate", sampling_rate)
             source = f"audio[{index}]"
             media = prepare_waveform(audio_item, sampling_rate, source=source)
+        info.conversions += media.notes
         info.notes += media.notes
         info.source_sample_rate, info.source_channels = media.source_sample_rate, media.source_channels
         return media.audio, source
@@ -436,9 +493,11 @@ class MMSLlamaProcessor(ProcessorMixin):
         kinds = {_own_modality(sample) for sample in samples}
         return (kinds.pop(), False) if len(kinds) == 1 else ("av", True)
 
-    def _finish_sample(self, sample: _Sample, batch_modality: str, mixed: bool) -> None:
-        """Keeps the batch's streams, stands in for a missing one in a mixed batch, aligns audio to video and checks
-        the length limit."""
+    def _finish_sample(
+        self, sample: _Sample, batch_modality: str, mixed: bool, align: str | None, align_tolerance_s: float
+    ) -> None:
+        """Keeps the batch's streams, aligns audio to video, checks the length limits and stands in for a missing
+        stream in a mixed batch."""
         info = sample.info
         if batch_modality == "audio":
             sample.frames, info.video = None, None
@@ -446,26 +505,42 @@ class MMSLlamaProcessor(ProcessorMixin):
             sample.audio, info.audio = None, None
         info.modality = _own_modality(sample)
         source = info.video or info.audio
+        if info.modality == "av":
+            sample.frames, sample.audio, note = align_streams(
+                sample.frames, sample.audio, _sample_name(info), align=align, tolerance_s=align_tolerance_s
+            )
+            if note:
+                info.notes.append(note)
         info.num_samples = 0 if sample.audio is None else len(sample.audio)
         if sample.frames is not None:
             info.num_frames = len(sample.frames)
         else:
             info.num_frames = -(-len(sample.audio) // SAMPLES_PER_VIDEO_FRAME)
+        self._check_duration(info, source)
         if mixed and sample.frames is None:
             sample.frames = np.zeros((info.num_frames, ROI_SIZE, ROI_SIZE), np.uint8)
             info.notes.append("no video: blank frames stand in (has_video=False)")
+            sample.audio, note = align_audio_to_frames(sample.audio, info.num_frames)
+            if note:
+                info.notes.append(note)
+            info.num_samples = len(sample.audio)
         if mixed and sample.audio is None:
             sample.audio = np.zeros(info.num_frames * SAMPLES_PER_VIDEO_FRAME, np.float32)
             info.notes.append("no audio: silence stands in (has_audio=False)")
-        if sample.frames is not None and sample.audio is not None:
-            sample.audio, note = align_audio_to_frames(sample.audio, info.num_frames)
-            if note and info.num_samples:
-                info.notes.append(note)
-            info.num_samples = len(sample.audio) if info.num_samples else 0
+
+    def _check_duration(self, info: MediaInfo, source: str) -> None:
+        """Refuses a clip shorter than `MIN_CLIP_FRAMES` or longer than the model takes."""
+        seconds = info.num_frames / VIDEO_FPS if info.modality != "audio" else info.num_samples / AUDIO_SAMPLING_RATE
+        if info.num_frames < MIN_CLIP_FRAMES:
+            raise MMSLlamaInputError(
+                f"{source}: the clip lasts {seconds:.2f} s; the model needs at least "
+                f"{MIN_CLIP_FRAMES / VIDEO_FPS:.2f} s ({MIN_CLIP_FRAMES} frames at 25 fps).",
+                source=source,
+            )
         limit_frames = self.max_samples // SAMPLES_PER_VIDEO_FRAME
         if info.num_frames > limit_frames:
             raise MMSLlamaInputError(
-                f"{source}: the clip lasts {info.num_frames / VIDEO_FPS:.2f} s ({info.num_frames} frames at 25 fps); "
+                f"{source}: the clip lasts {seconds:.2f} s ({info.num_frames} frames at 25 fps); "
                 f"the model takes at most {limit_frames / VIDEO_FPS:.2f} s ({limit_frames} frames). Cut it into "
                 "shorter clips.",
                 source=source,

@@ -12,17 +12,15 @@ import torch
 
 from media_factory import frame_number_video, tone, write_clip
 from modeling_mmsllama import MMSLlamaForConditionalGeneration, MMSLlamaInputError, MMSLlamaProcessor, read_media
+from modeling_mmsllama.media_mmsllama import MediaBlock, MediaStream
 from modeling_mmsllama.pipeline_mmsllama import (
     MMSLlamaASRPipeline,
     frame_energy_db,
     find_pause,
     iter_chunks,
-    MediaBlock,
     merge_overlapping,
-    stream_media,
-    to_srt,
-    to_vtt,
 )
+from modeling_mmsllama.subtitles_mmsllama import to_srt, to_vtt
 
 
 GREEDY = {"num_beams": 1, "max_new_tokens": 6}
@@ -46,11 +44,13 @@ def reference(asr, **processor_kwargs):
     return asr.processor.batch_decode(ids, skip_special_tokens=True)
 
 
-def test_stream_media_equals_read_media(clips, tmp_path):
+def test_stream_blocks_of_any_size_join_to_read_media(clips, tmp_path):
     write_clip(tmp_path / "c30.mp4", frame_number_video(45), 30, tone(1.5, 44_100), 44_100)
     for path in [clips[0], str(tmp_path / "c30.mp4")]:
         media = read_media(path)
-        blocks = list(stream_media(path, block_frames=7))
+        stream = MediaStream(path, block_frames=7)
+        blocks = list(stream)
+        assert len(blocks) >= len(media.frames) // 8 and stream.notes == media.notes  # streamed, not read at once
         frames = np.concatenate([b.frames for b in blocks if b.frames is not None])
         audio = np.concatenate([b.audio for b in blocks if b.audio is not None])
         assert np.array_equal(frames, media.frames)
@@ -234,3 +234,54 @@ def test_synthetic_model_warns_once_on_a_face_video(tiny_model_folder, clips, tm
         warnings.simplefilter("always")
         real(str(tmp_path / "face.mp4"), **GREEDY)
     assert not [w for w in caught if "synthetic" in str(w.message)]
+
+
+def test_last_clip_is_never_shorter_than_the_model_reads():
+    frames = np.zeros((127, 88, 88), np.uint8)  # 125 + 2 frames: a 2-frame tail would be refused
+    windows = list(iter_chunks([MediaBlock(frames, None)], max_frames=125, overlap_frames=0))
+    assert [(w.start, w.end, w.overlap_before) for w in windows] == [(0, 125, 0), (122, 127, 3)]
+    noise = np.random.default_rng(0).standard_normal(127 * 640).astype(np.float32) * 0.1
+    clips = list(iter_chunks([MediaBlock(None, noise)], max_frames=125))
+    assert [(c.start, c.end) for c in clips] == [(0, 122), (122, 127)]
+
+
+def test_doubtful_lengths_through_the_pipeline(asr):
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (127, 88, 88), dtype=np.uint8)
+    audio = (0.1 * rng.standard_normal(127 * 640)).astype(np.float32)
+    result = asr({"video": frames, "audio": audio, "sampling_rate": 16_000}, **GREEDY)
+    assert [c["timestamp"] for c in result["chunks"]] == [(0.0, 4.88), (4.88, 5.08)]
+    mismatch = {"video": frames[:25], "audio": tone(5.0, 16_000), "sampling_rate": 16_000}
+    refused = "inputs[0]: the audio lasts 5.00 s and the video 1.00 s"
+    with pytest.raises(MMSLlamaInputError, match=re.escape(refused)):
+        asr(mismatch, **GREEDY)
+    assert [c["timestamp"] for c in asr(mismatch, align="trim", **GREEDY)["chunks"]] == [(0.0, 1.0)]
+    too_short = "inputs[0]: lasts 0.12 s; the model needs at least 0.20 s."
+    with pytest.raises(MMSLlamaInputError, match=re.escape(too_short)):
+        asr(tone(0.1, 16_000), sampling_rate=16_000, **GREEDY)
+    with pytest.raises(MMSLlamaInputError, match=re.escape("chunk_length_s=0.2 is too short: clips are cut at least")):
+        asr(audio, sampling_rate=16_000, chunk_length_s=0.2, **GREEDY)
+
+
+def test_pipeline_says_what_it_converted(asr, tmp_path):
+    from modeling_mmsllama import MMSLlamaConversionWarning
+
+    pcm = (tone(1.0, 8000) * 32767).astype(np.int16)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = asr(np.stack([pcm, pcm]), sampling_rate=8000, **GREEDY)
+    expected = ["audio rescaled from int16 PCM to float in [-1, 1]", "audio resampled from 8000 Hz to 16000 Hz",
+                "audio down-mixed from 2 channels to mono"]  # fmt: skip
+    assert result["conversions"] == expected
+    assert [str(w.message) for w in caught if issubclass(w.category, MMSLlamaConversionWarning)] == [
+        "inputs[0]: converted onto the model's grid (16 kHz mono float audio, 25 fps video): "
+        + "; ".join(expected)
+        + "."
+    ]
+    write_clip(tmp_path / "c44.mp4", frame_number_video(30, 88, 88), 30, np.stack([tone(1.0, 44_100)] * 2), 44_100)
+    assert asr(str(tmp_path / "c44.mp4"), **GREEDY)["conversions"][:3] == [
+        "video resampled from 30.000 fps to 25 fps (30 -> 25 frames)",
+        "audio resampled from 44100 Hz to 16000 Hz",
+        "audio down-mixed from 2 channels to mono",
+    ]
+    assert asr(tone(1.0, 16_000), sampling_rate=16_000, **GREEDY)["conversions"] == []

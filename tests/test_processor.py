@@ -1,5 +1,8 @@
 """MMSLlamaProcessor: raw media in, model inputs out; modalities, fallbacks, bad input, save/load, decoding."""
 
+import re
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -7,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from media_factory import astronaut_talking_video, frame_number_video, tone, write_clip
-from modeling_mmsllama.errors_mmsllama import MMSLlamaInputError
+from modeling_mmsllama.errors_mmsllama import MMSLlamaConversionWarning, MMSLlamaInputError
 from modeling_mmsllama.processing_mmsllama import IGNORE_INDEX, MMSLlamaProcessor
 from modeling_mmsllama.video_processing_mmsllama import MMSLlamaVideoProcessor
 
@@ -57,7 +60,10 @@ def test_raw_face_video_with_its_own_audio(processor, face_video):
 
 def test_prompt_has_one_placeholder_and_labels_cover_transcript(processor):
     inputs = processor(
-        videos=[ROI, ROI[:10]], audio=[tone(1.2, 16_000)] * 2, sampling_rate=16_000, text=["hi", "a b c"]
+        videos=[ROI, ROI[:10]],
+        audio=[tone(1.2, 16_000), tone(0.5, 16_000)],
+        sampling_rate=16_000,
+        text=["hi", "a b c"],
     )
     tokenizer = processor.tokenizer
     ids, labels, mask = inputs["input_ids"], inputs["labels"], inputs["attention_mask"]
@@ -232,19 +238,20 @@ def test_demo_tokenizer_gives_listed_words_one_token_and_spells_the_rest():
         MMSLlamaProcessor.from_preset("tiny", tokenizer_words=[f"word{i}" for i in range(50)])
 
 
+@pytest.mark.filterwarnings("ignore::modeling_mmsllama.errors_mmsllama.MMSLlamaConversionWarning")
 @settings(max_examples=25, deadline=None)
 @given(
-    lengths=st.lists(st.integers(1, 60), min_size=1, max_size=3),
+    lengths=st.lists(st.integers(5, 60), min_size=1, max_size=3),
     side=st.integers(88, 128),
     sampling_rate=st.sampled_from([8000, 16_000, 22_050, 44_100, 48_000]),
-    audio_scale=st.floats(0.5, 1.5),
+    audio_offset_s=st.floats(-0.15, 0.15),
     channels=st.integers(1, 2),
 )
-def test_property_shapes_masks_and_alignment(processor, lengths, side, sampling_rate, audio_scale, channels):
+def test_property_shapes_masks_and_alignment(processor, lengths, side, sampling_rate, audio_offset_s, channels):
     rng = np.random.default_rng(sum(lengths))
     videos = [rng.integers(0, 255, (n, side, side), dtype=np.uint8) for n in lengths]
     audio = [
-        rng.uniform(-0.5, 0.5, (channels, int(n * 0.04 * audio_scale * sampling_rate) + 1)).astype(np.float32)
+        rng.uniform(-0.5, 0.5, (channels, int((n * 0.04 + audio_offset_s) * sampling_rate) + 1)).astype(np.float32)
         for n in lengths
     ]
     inputs = processor(videos=videos, audio=audio, sampling_rate=sampling_rate, text=["x"] * len(lengths))
@@ -257,3 +264,138 @@ def test_property_shapes_masks_and_alignment(processor, lengths, side, sampling_
     assert inputs["input_ids"].shape == inputs["labels"].shape == inputs["attention_mask"].shape
     assert (inputs["input_ids"] == processor.speech_token_id).sum().item() == batch
     assert torch.isfinite(inputs["pixel_values_videos"]).all() and torch.isfinite(inputs["input_features"]).all()
+
+
+def test_streams_that_cannot_belong_together_are_refused_unless_aligned(processor):
+    one_second, five_seconds = ROI[:25], tone(5.0, 16_000)
+    refused = (
+        "videos[0] and audio[0]: the audio lasts 5.00 s and the video 1.00 s (25 frames), 4.00 s apart (tolerance "
+        "0.20 s): they cannot be one recording. Pass align='pad' to pad the shorter stream or align='trim' to cut the "
+        "longer one."
+    )
+    with pytest.raises(MMSLlamaInputError, match=re.escape(refused)):
+        processor(videos=one_second, audio=five_seconds, sampling_rate=16_000)
+    padded = processor(videos=one_second, audio=five_seconds, sampling_rate=16_000, align="pad")
+    assert padded["video_mask"].sum().item() == 125 and padded["input_features_mask"].sum().item() == 500
+    assert padded.media_info[0].notes == [
+        "align='pad': video padded by 4.00 s (100 frames) with its last frame repeated"
+    ]
+    assert torch.equal(padded["pixel_values_videos"][0, -1], padded["pixel_values_videos"][0, 24])
+    trimmed = processor(videos=one_second, audio=five_seconds, sampling_rate=16_000, align="trim")
+    assert trimmed["video_mask"].sum().item() == 25 and trimmed["input_features_mask"].sum().item() == 100
+    assert trimmed.media_info[0].notes == ["align='trim': audio trimmed by 4000.0 ms to match 25 video frames"]
+    shorter_audio = processor(videos=ROI, audio=tone(0.5, 16_000), sampling_rate=16_000, align="trim")
+    assert shorter_audio["video_mask"].sum().item() == 12
+    assert shorter_audio.media_info[0].notes == [
+        "align='trim': video trimmed by 0.72 s (18 frames); audio trimmed by 20.0 ms to match 12 video frames"
+    ]
+    bad_mode = "align must be one of ('pad', 'trim') or None, got 'stretch'."
+    with pytest.raises(MMSLlamaInputError, match=re.escape(bad_mode)):
+        processor(videos=one_second, audio=five_seconds, sampling_rate=16_000, align="stretch")
+
+
+def test_streams_within_the_tolerance_are_aligned_and_the_tolerance_is_configurable(processor, tmp_path):
+    near = processor(videos=ROI[:25], audio=tone(1.15, 16_000), sampling_rate=16_000)
+    assert near.media_info[0].notes == ["audio trimmed by 150.0 ms to match 25 video frames"]
+    with pytest.raises(MMSLlamaInputError, match=re.escape("0.15 s apart (tolerance 0.10 s)")):
+        processor(videos=ROI[:25], audio=tone(1.15, 16_000), sampling_rate=16_000, align_tolerance_s=0.1)
+    strict = MMSLlamaProcessor.from_preset("tiny")
+    strict.align_tolerance_s = 0.05
+    strict.save_pretrained(tmp_path)
+    loaded = MMSLlamaProcessor.from_pretrained(tmp_path)
+    assert loaded.align_tolerance_s == 0.05
+    with pytest.raises(MMSLlamaInputError, match=re.escape("0.15 s apart (tolerance 0.05 s)")):
+        loaded(videos=ROI[:25], audio=tone(1.15, 16_000), sampling_rate=16_000)
+    with pytest.raises(MMSLlamaInputError, match=re.escape("align_tolerance_s must be a duration in seconds >= 0")):
+        processor(videos=ROI[:25], audio=tone(1.0, 16_000), sampling_rate=16_000, align_tolerance_s=-1)
+
+
+def test_clip_shorter_than_the_model_reads(processor):
+    too_short = "the clip lasts {} s; the model needs at least 0.20 s (5 frames at 25 fps)."
+    with pytest.raises(MMSLlamaInputError, match=re.escape("videos[0]: " + too_short.format("0.04"))):
+        processor(videos=ROI[:1], modality="video")
+    with pytest.raises(MMSLlamaInputError, match=re.escape("videos[0]: " + too_short.format("0.04"))):
+        processor(videos=ROI[:1], audio=tone(0.04, 16_000), sampling_rate=16_000)
+    with pytest.raises(MMSLlamaInputError, match=re.escape("audio[0]: " + too_short.format("0.10"))):
+        processor(audio=tone(0.1, 16_000), sampling_rate=16_000)
+    assert processor(videos=ROI[:5], modality="video")["video_mask"].sum().item() == 5
+
+
+def conversion_warnings(caught) -> list[str]:
+    return [str(w.message) for w in caught if issubclass(w.category, MMSLlamaConversionWarning)]
+
+
+def test_conversions_are_recorded_and_said_once_per_call(processor):
+    audio = [
+        {"array": tone(1.0, 8000), "sampling_rate": 8000},
+        {"array": np.stack([tone(1.0, 16_000)] * 2), "sampling_rate": 16_000},
+        {"array": (tone(1.0, 16_000) * 32767).astype(np.int16), "sampling_rate": 16_000},
+        {"array": tone(1.0, 16_000), "sampling_rate": 16_000},
+    ]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        inputs = processor(audio=audio)
+    assert conversion_warnings(caught) == [
+        "MMSLlamaProcessor converted the input onto the model's grid (16 kHz mono float audio, 25 fps video): "
+        "audio[0]: audio resampled from 8000 Hz to 16000 Hz. audio[1]: audio down-mixed from 2 channels to mono. "
+        "audio[2]: audio rescaled from int16 PCM to float in [-1, 1]. Each sample's conversions are in "
+        "`inputs.media_info[i].conversions`."
+    ]
+    assert [info.conversions for info in inputs.media_info] == [
+        ["audio resampled from 8000 Hz to 16000 Hz"],
+        ["audio down-mixed from 2 channels to mono"],
+        ["audio rescaled from int16 PCM to float in [-1, 1]"],
+        [],
+    ]
+    assert all(set(info.conversions) <= set(info.notes) for info in inputs.media_info)
+    assert [info.source_sample_rate for info in inputs.media_info] == [8000, 16_000, 16_000, 16_000]
+    assert [info.source_channels for info in inputs.media_info] == [1, 2, 1, 1]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        processor(audio=[tone(1.0, 8000)] * 3, sampling_rate=8000)  # the same conversions: grouped in one line
+        processor(audio=tone(1.0, 16_000), sampling_rate=16_000)  # nothing converted: nothing said
+    assert conversion_warnings(caught) == [
+        "MMSLlamaProcessor converted the input onto the model's grid (16 kHz mono float audio, 25 fps video): "
+        "audio[0], audio[1], audio[2]: audio resampled from 8000 Hz to 16000 Hz. Each sample's conversions are in "
+        "`inputs.media_info[i].conversions`."
+    ]
+
+
+def test_file_conversions_are_said_too(processor, tmp_path):
+    path = tmp_path / "stereo30.mp4"
+    write_clip(path, frame_number_video(30, 96, 96), 30, np.stack([tone(1.0, 44_100)] * 2), 44_100)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        inputs = processor(videos=str(path))
+    conversions = inputs.media_info[0].conversions
+    assert conversions[:3] == [
+        "video resampled from 30.000 fps to 25 fps (30 -> 25 frames)",
+        "audio resampled from 44100 Hz to 16000 Hz",
+        "audio down-mixed from 2 channels to mono",
+    ]
+    (message,) = conversion_warnings(caught)
+    assert message.startswith(f"MMSLlamaProcessor converted the input onto the model's grid (16 kHz mono float audio, "
+                              f"25 fps video): {path}: video resampled from 30.000 fps to 25 fps (30 -> 25 frames); "
+                              "audio resampled from 44100 Hz to 16000 Hz; audio down-mixed from 2 channels to mono")
+
+
+def test_unsafe_conversions_are_refused_or_flagged(processor):
+    unusable = (
+        "audio[0]: sampling_rate={} is unusable: give the waveform's rate in Hz, a whole number from 8000 (telephone "
+        "speech; lower rates lose the consonants) to 384000."
+    )
+    for rate in (4000, 22_050.5, 0, -16_000, "16k"):
+        with pytest.raises(MMSLlamaInputError, match=re.escape(unusable.format(repr(rate)))):
+            processor(audio=tone(1.0, 16_000), sampling_rate=rate)
+    with pytest.raises(MMSLlamaInputError, match=re.escape(
+        "audio[0]: a waveform of shape (100, 16000) would have 100 channels; give (samples,), (channels, samples) or "
+        "(samples, channels) with at most 8 channels."
+    )):
+        processor(audio=np.zeros((100, 16_000), np.float32), sampling_rate=16_000)
+    with pytest.raises(MMSLlamaInputError, match=re.escape("audio[0]: unsupported waveform dtype bool.")):
+        processor(audio=np.zeros(16_000, bool), sampling_rate=16_000)
+    with pytest.warns(MMSLlamaConversionWarning, match=re.escape(
+        "audio[0]: float audio peaks at 32767, far outside [-1, 1]: used as given (integer PCM stored as floats needs "
+        "dividing by its range, e.g. 32768)."
+    )):
+        processor(audio=tone(1.0, 16_000, amplitude=32767), sampling_rate=16_000)

@@ -89,6 +89,9 @@ STEPS = {
 FINAL_STEP = "avsr-noise"
 # weights, config and evaluation; `export_model` then makes the folder a Hub folder in place (remote code copied from
 # this package, processor files, custom pipeline, model card from eval.json)
+# below this mean token log-probability a chunk is taken as no speech (docs/no_speech.md: on the test speakers no AV or
+# audio clip of speech below it, every noise-only clip below it)
+NO_SPEECH_LOGPROB = -0.2
 KEEP = ("config.json", "generation_config.json", "model.safetensors", "eval.json", "eval.md", "eval.png")
 
 
@@ -144,6 +147,9 @@ def _publish(model_folder: Path, out: Path, commands: list[str], timings: dict) 
               "```bash", *commands, "```", "", "Evaluation (`eval.md`):", "", (model_folder / "eval.md").read_text()]  # fmt: skip
     (staging / "RECIPE.md").write_text("\n".join(recipe))
     (staging / "timings.json").write_text(json.dumps(minutes, indent=2) + "\n")
+    config = json.loads((staging / "config.json").read_text())
+    config["no_speech_logprob"] = NO_SPEECH_LOGPROB
+    (staging / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     export_model(staging, staging, trained_on=SYNTHETIC_GRID, repo_id=out.name)
     shutil.rmtree(out, ignore_errors=True)
     staging.rename(out)
