@@ -85,6 +85,21 @@ class _Sample:
     info: MediaInfo
 
 
+def _settle_missing_streams(problems: list, frames, audio, modality: str | None, info: MediaInfo) -> None:
+    """A stream the caller's `modality` needs and the sample lacks is an error; without a `modality`, the sample falls
+    back to the stream it has (recorded in `info.fallback`); with neither stream there is nothing to transcribe."""
+    for stream, message in problems:
+        if modality is not None and (modality == "av" or modality == stream):
+            raise MMSLlamaInputError(
+                f"{message}, but modality={modality!r} needs it. Leave modality out to use what the media has."
+            )
+    if frames is None and audio is None:
+        raise MMSLlamaInputError("; ".join(message for _, message in problems) + ": nothing left to transcribe.")
+    if problems:
+        kept = "audio" if audio is not None else "video"
+        info.fallback = "; ".join(message for _, message in problems) + f": using the {kept} only"
+
+
 def _own_modality(sample: _Sample) -> str:
     if sample.frames is not None and sample.audio is not None:
         return "av"
@@ -382,56 +397,48 @@ class MMSLlamaProcessor(ProcessorMixin):
     # -- one sample ---------------------------------------------------------------------------------------------------
 
     def _load_sample(self, video_item, audio_item, index, sampling_rate, modality, video_is_roi) -> _Sample:
-        """Reads one sample's streams. With `modality` given, a missing stream raises; without, it is noted."""
+        """One sample: its streams read, the mouth found in a face video, and the missing-stream policy applied."""
         want_video = video_item is not None and modality in (None, "av", "video")
         want_audio = modality in (None, "av", "audio")
-        info = MediaInfo()
+        info, problems = MediaInfo(), []
         frames = audio = None
-        problems = []
-
-        if video_item is not None and (want_video or (want_audio and audio_item is None)):
+        track_wanted = want_audio and audio_item is None  # the audio comes from the video's own track
+        if video_item is not None and (want_video or track_wanted):
             if isinstance(video_item, (str, os.PathLike)):
-                path = os.fspath(video_item)
-                media = read_media(path, video=want_video, audio=want_audio and audio_item is None)
-                info.conversions += media.notes
-                info.notes += media.notes
-                info.source_fps = media.source_fps
-                if want_video:
-                    if media.frames is None:
-                        problems.append(("video", f"{path}: has no video stream"))
-                    else:
-                        frames, info.video = media.frames, path
-                if want_audio and audio_item is None:
-                    if media.audio is None:
-                        problems.append(("audio", f"{path}: has no audio stream"))
-                    else:
-                        audio, info.audio = media.audio, path
-                        info.source_sample_rate, info.source_channels = media.source_sample_rate, media.source_channels
+                frames, audio = self._read_video_file(os.fspath(video_item), want_video, track_wanted, info, problems)
             else:
                 if want_video:
                     frames, info.video = self._frames_from_array(video_item, index), f"videos[{index}]"
-                if want_audio and audio_item is None:
+                if track_wanted:
                     problems.append(("audio", f"videos[{index}]: an array has no audio track; pass `audio=`"))
-
         if want_audio and audio_item is not None:
             audio, info.audio = self._read_audio(audio_item, index, sampling_rate, info)
-
         if frames is not None:
-            frames = self._mouth_crops(
-                frames, info, video_is_roi, required=modality in ("av", "video"), problems=problems
-            )
-
-        for stream, message in problems:
-            if modality is not None and (modality == "av" or modality == stream):
-                raise MMSLlamaInputError(
-                    f"{message}, but modality={modality!r} needs it. Leave modality out to use what the media has."
-                )
-        if frames is None and audio is None:
-            raise MMSLlamaInputError("; ".join(message for _, message in problems) + ": nothing left to transcribe.")
-        if problems:
-            kept = "audio" if audio is not None else "video"
-            info.fallback = "; ".join(message for _, message in problems) + f": using the {kept} only"
+            frames = self._mouth_crops(frames, info, video_is_roi, required=modality in ("av", "video"),
+                                       problems=problems)  # fmt: skip
+        _settle_missing_streams(problems, frames, audio, modality, info)
         return _Sample(frames, audio, info)
+
+    @staticmethod
+    def _read_video_file(path: str, want_video: bool, want_track: bool, info: MediaInfo, problems: list):
+        """A video file's frames and (with `want_track`) its own audio track; a stream it lacks goes to `problems`."""
+        media = read_media(path, video=want_video, audio=want_track)
+        info.conversions += media.notes
+        info.notes += media.notes
+        info.source_fps = media.source_fps
+        frames = audio = None
+        if want_video:
+            if media.frames is None:
+                problems.append(("video", f"{path}: has no video stream"))
+            else:
+                frames, info.video = media.frames, path
+        if want_track:
+            if media.audio is None:
+                problems.append(("audio", f"{path}: has no audio stream"))
+            else:
+                audio, info.audio = media.audio, path
+                info.source_sample_rate, info.source_channels = media.source_sample_rate, media.source_channels
+        return frames, audio
 
     @staticmethod
     def _frames_from_array(video, index) -> np.ndarray:
