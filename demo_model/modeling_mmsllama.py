@@ -180,6 +180,8 @@ class MMSLlamaQFormer(nn.Module):
         self.bert = Blip2QFormerModel(config.qformer_config)  # named as the reference's `Qformer.bert`
         self.window = config.qformer_window
         self.position_encoding = config.qformer_position_encoding
+        # eval-mode shortcut through the Blip-2 Q-Former's modules (`_lean_bert`); False runs `Blip2QFormerModel`
+        self.lean_inference = True
         self.pool_projection = None
         if config.qformer_pooled_queries:
             qformer = config.qformer_config
@@ -202,6 +204,8 @@ class MMSLlamaQFormer(nn.Module):
         dtype = self.bert.layernorm.weight.dtype
         cross_mask = torch.zeros(allowed.shape, dtype=dtype, device=features.device)
         cross_mask = cross_mask.masked_fill(~allowed, torch.finfo(dtype).min)[:, None]  # (B, 1, N, L), additive
+        if self._can_run_lean():
+            return self._lean_bert(queries, query_mask, features, cross_mask)
         output = self.bert(
             query_embeds=queries,
             attention_mask=query_mask.long(),
@@ -209,6 +213,46 @@ class MMSLlamaQFormer(nn.Module):
             encoder_attention_mask=cross_mask,
         )
         return output.last_hidden_state  # (B, N, Hq)
+
+    def _can_run_lean(self) -> bool:
+        """The shortcut computes what `Blip2QFormerModel` computes in eval mode with sdpa attention; anything that
+        reads its internals (hooks on it) gets the model itself."""
+        bert = self.bert
+        hooked = bert._forward_hooks or bert._forward_pre_hooks
+        return self.lean_inference and not self.training and bert.config._attn_implementation == "sdpa" and not hooked
+
+    def _lean_bert(self, queries, query_mask, features, cross_mask) -> torch.Tensor:
+        """`Blip2QFormerModel.forward` in eval mode with sdpa attention, operation for operation on the same modules,
+        without its per-call framework work (output capturing, mask building, kwargs plumbing, chunking), which cost
+        about as much as the arithmetic at the demo's sizes. Same masks as it builds: none for self-attention when
+        every query is real, else a boolean key mask; the additive window mask for cross-attention."""
+        bert = self.bert
+        hidden = bert.layernorm(queries.to(bert.layernorm.weight.dtype))  # its dropout is off in eval mode
+        features = features.to(hidden.dtype)
+        num_queries = hidden.shape[1]
+        self_mask = None
+        if not bool(query_mask.all()):
+            self_mask = query_mask[:, None, None, :].expand(-1, 1, num_queries, -1)
+        for layer in bert.encoder.layer:
+            hidden = _qformer_attention(layer.attention, hidden, hidden, self_mask)
+            if layer.has_cross_attention:
+                hidden = _qformer_attention(layer.crossattention, hidden, features, cross_mask)
+            output = layer.output_query
+            hidden = output.LayerNorm(output.dense(layer.intermediate_query(hidden)) + hidden)
+        return hidden  # (B, N, Hq)
+
+
+def _qformer_attention(block, hidden: torch.Tensor, states: torch.Tensor, mask) -> torch.Tensor:
+    """A Blip-2 Q-Former attention block (`Blip2QFormerAttention`: attention + dense + residual LayerNorm) in eval mode
+    with sdpa, as `sdpa_attention_forward` computes it: hidden (B, N, H) attends to states (B, L, *)."""
+    attention, output = block.attention, block.output
+    batch, length, head_dim = hidden.shape[0], hidden.shape[1], attention.attention_head_size
+    query = attention.query(hidden).view(batch, length, -1, head_dim).transpose(1, 2)
+    key = attention.key(states).view(batch, states.shape[1], -1, head_dim).transpose(1, 2)
+    value = attention.value(states).view(batch, states.shape[1], -1, head_dim).transpose(1, 2)
+    context = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=attention.scaling)
+    context = context.transpose(1, 2).reshape(batch, length, -1)
+    return output.LayerNorm(output.dense(context) + hidden)
 
 
 class MMSLlamaProjectorNorm(LlamaRMSNorm):

@@ -139,6 +139,28 @@ def test_pooled_queries_start_from_their_windows_average():
     assert tiny_model().qformer.pool_projection is None  # the paper's Q-Former: learned query tokens only
 
 
+@pytest.mark.parametrize("overrides", [{}, {"qformer_window": 1.5, "qformer_pooled_queries": True,
+                                            "qformer_position_encoding": True}])  # fmt: skip
+def test_lean_qformer_matches_blip2_qformer_model(overrides):
+    # the eval-mode shortcut through the Q-Former's modules computes what Blip2QFormerModel computes, padded queries
+    # (two lengths in one batch) and batch 1 (no self-attention mask) alike
+    model = tiny_model(**overrides)
+    batch = {**media(model.config, [60, 37]), **prompts(batch=2)}
+    outputs = {}
+    with torch.no_grad():
+        for lean in (False, True):
+            model.qformer.lean_inference = lean
+            outputs[lean] = (model.get_speech_embeddings(**media(model.config, [60, 37])),
+                             model.get_speech_embeddings(**media(model.config, [45])), model(**batch).logits)  # fmt: skip
+    (hf_pair, hf_single, hf_logits), (pair, single, logits) = outputs[False], outputs[True]
+    assert pair.num_speech_tokens.tolist() == hf_pair.num_speech_tokens.tolist()
+    assert torch.allclose(pair.embeddings, hf_pair.embeddings, atol=1e-6)
+    assert torch.allclose(single.embeddings, hf_single.embeddings, atol=1e-6)
+    assert torch.allclose(logits, hf_logits, atol=1e-5)
+    model.qformer.lean_inference = True
+    assert model.qformer._can_run_lean() and not model.train().qformer._can_run_lean()  # training: the model itself
+
+
 def test_rate_predictor_starts_at_the_mean_rate():
     # a head that starts negative for every input would leave the ReLU dead and the predictor untrainable
     model = tiny_model()
