@@ -150,6 +150,65 @@ def sinusoidal_position_code(length: int, dim: int, device, dtype) -> torch.Tens
     return code.to(dtype)
 
 
+class MMSLlamaQueryAllocator:
+    """The paper's rate-adaptive query allocation (no parameters): a clip of T frames at 25 fps with speech rate r gets
+
+        N = max(floor(f_Q * T / 25 * clamp(r, low, high)), min_queries)   (at most `max_queries`)
+
+    queries, and its fused features are time-stretched to floor(clamp(r, low, high) * T) frames before the Q-Former
+    reads them, so that fast speech is spread over more frames and more queries. r = 1 without a rate or with the rate
+    predictor off. Reads `config` when called, so a changed config takes effect at once.
+    """
+
+    def __init__(self, config: MMSLlamaConfig):
+        self.config = config
+
+    def rate_factor(self, speech_rate, shape, max_rate=None) -> torch.Tensor:
+        """clamp(r, low, high) per sample (float64, CPU); `max_rate` replaces the upper clamp when given."""
+        if speech_rate is None or not self.config.use_rate_predictor:
+            return torch.ones(shape, dtype=torch.float64)
+        low, high = self.config.rate_clamp
+        if max_rate is not None:
+            if max_rate < low:
+                raise MMSLlamaInputError(f"max_rate must be at least the lower rate clamp {low}, got {max_rate}.")
+            high = float(max_rate)
+        rate = torch.as_tensor(speech_rate, dtype=torch.float64).detach().reshape(-1).cpu()
+        return torch.clamp(rate, low, high).expand(shape)
+
+    def num_queries(self, num_frames, speech_rate=None, queries_per_second=None, max_rate=None) -> torch.LongTensor:
+        """N per sample (B,), on the CPU; `queries_per_second` replaces the config's f_Q for this call."""
+        num_frames = torch.as_tensor(num_frames, dtype=torch.long).reshape(-1).cpu()
+        if queries_per_second is None:
+            queries_per_second = self.config.queries_per_second
+        elif queries_per_second <= 0:
+            raise MMSLlamaInputError(f"queries_per_second must be positive, got {queries_per_second}.")
+        factor = self.rate_factor(speech_rate, num_frames.shape, max_rate)
+        queries = torch.floor(queries_per_second * num_frames * factor / VIDEO_FPS + ALLOCATION_EPSILON)
+        return torch.clamp(queries.long(), min=self.config.min_queries, max=self.config.max_queries)
+
+    def stretched_frames(self, num_frames, speech_rate=None, max_rate=None) -> torch.LongTensor:
+        """floor(clamp(r) * T) per sample (B,), at least one frame, on the CPU."""
+        num_frames = torch.as_tensor(num_frames, dtype=torch.long).reshape(-1).cpu()
+        factor = self.rate_factor(speech_rate, num_frames.shape, max_rate)
+        return torch.floor(factor * num_frames + ALLOCATION_EPSILON).long().clamp(min=1)
+
+
+def time_stretch(features: torch.Tensor, num_frames: torch.Tensor, new_num_frames: torch.Tensor) -> torch.Tensor:
+    """Linearly resamples each sample's first num_frames[i] frames to new_num_frames[i] frames, zero-padded.
+
+    features: (B, T, F) -> (B, max(new_num_frames), F). Samples whose length does not change are copied as they are.
+    """
+    batch, _, dim = features.shape
+    stretched = features.new_zeros(batch, int(new_num_frames.max()), dim)
+    for i in range(batch):
+        frames, new_frames = int(num_frames[i]), int(new_num_frames[i])
+        sample = features[i, :frames]
+        if new_frames != frames:
+            sample = F.interpolate(sample.T[None], size=new_frames, mode="linear", align_corners=False)[0].T
+        stretched[i, :new_frames] = sample
+    return stretched
+
+
 def window_attention_mask(num_queries, num_frames, max_queries: int, max_frames: int, window: float | None):
     """Which stretched frames each query may attend to: (B, max_queries, max_frames) bool.
 
@@ -275,22 +334,6 @@ class MMSLlamaProjector(nn.Module):
         return self.norm(hidden_states) if self.norm is not None else hidden_states
 
 
-def time_stretch(features: torch.Tensor, num_frames: torch.Tensor, new_num_frames: torch.Tensor) -> torch.Tensor:
-    """Linearly resamples each sample's first num_frames[i] frames to new_num_frames[i] frames, zero-padded.
-
-    features: (B, T, F) -> (B, max(new_num_frames), F). Samples whose length does not change are copied as they are.
-    """
-    batch, _, dim = features.shape
-    stretched = features.new_zeros(batch, int(new_num_frames.max()), dim)
-    for i in range(batch):
-        frames, new_frames = int(num_frames[i]), int(new_num_frames[i])
-        sample = features[i, :frames]
-        if new_frames != frames:
-            sample = F.interpolate(sample.T[None], size=new_frames, mode="linear", align_corners=False)[0].T
-        stretched[i, :new_frames] = sample
-    return stretched
-
-
 def speech_rate_loss(predicted_rate: torch.Tensor, speech_rate_labels: torch.Tensor) -> torch.Tensor:
     """The rate predictor's training loss: MSE against the normalised rate labels (B,), in float32."""
     return F.mse_loss(predicted_rate.float(), speech_rate_labels.float())
@@ -375,6 +418,7 @@ class MMSLlamaModel(MMSLlamaPreTrainedModel):
             self.fusion = MMSLlamaFusion(config)
             if config.use_rate_predictor:
                 self.rate_predictor = MMSLlamaSpeechRatePredictor(config)
+            self.query_allocator = MMSLlamaQueryAllocator(config)
             self.qformer = MMSLlamaQFormer(config)
             projector_in = config.qformer_config.hidden_size
         else:
@@ -436,32 +480,12 @@ class MMSLlamaModel(MMSLlamaPreTrainedModel):
         `queries_per_second` and high is `max_rate` when given (a token budget for this call), else the config's.
         `fusion_only`: floor(T / 2) (12.5 tokens/s). `baseline`: 2 * floor(T / 2) (25 tokens/s). At least one token.
         """
+        if self.config.compression == "qformer":
+            return self.query_allocator.num_queries(num_frames, speech_rate, queries_per_second, max_rate)
         num_frames = torch.as_tensor(num_frames, dtype=torch.long).reshape(-1)
         if self.config.compression == "fusion_only":
             return torch.clamp(num_frames // 2, min=1)
-        if self.config.compression == "baseline":
-            return 2 * torch.clamp(num_frames // 2, min=1)
-        if queries_per_second is None:
-            queries_per_second = self.config.queries_per_second
-        elif queries_per_second <= 0:
-            raise MMSLlamaInputError(f"queries_per_second must be positive, got {queries_per_second}.")
-        factor = self._rate_factor(speech_rate, num_frames.shape, max_rate)
-        queries = torch.floor(queries_per_second * num_frames * factor / VIDEO_FPS + ALLOCATION_EPSILON)
-        queries = torch.clamp(queries.long(), min=self.config.min_queries, max=self.config.max_queries)
-        return queries
-
-    def _rate_factor(self, speech_rate, shape, max_rate=None) -> torch.Tensor:
-        """clamp(r, low, high) per sample (float64, CPU): the query allocation's and the time stretch's factor; 1
-        without a rate or with the rate predictor off. `max_rate` replaces the upper clamp when given."""
-        if speech_rate is None or not self.config.use_rate_predictor:
-            return torch.ones(shape, dtype=torch.float64)
-        low, high = self.config.rate_clamp
-        if max_rate is not None:
-            if max_rate < low:
-                raise MMSLlamaInputError(f"max_rate must be at least the lower rate clamp {low}, got {max_rate}.")
-            high = float(max_rate)
-        rate = torch.as_tensor(speech_rate, dtype=torch.float64).detach().reshape(-1).cpu()
-        return torch.clamp(rate, low, high).expand(shape)
+        return 2 * torch.clamp(num_frames // 2, min=1)  # baseline
 
     # -- input checks ---------------------------------------------------------------------------------------------------
 
@@ -652,10 +676,9 @@ class MMSLlamaModel(MMSLlamaPreTrainedModel):
                                max_rate=None) -> MMSLlamaSpeechEmbeddings:  # fmt: skip
         audio = self.audio_adapter(audio.transpose(1, 2)).transpose(1, 2)  # (B, T, Da) at 25 Hz
         fused = self.fusion(audio, video, frame_mask)  # (B, T, F)
-        num_queries = self.num_speech_tokens(num_frames.cpu(), rate, queries_per_second, max_rate).to(num_frames.device)
-        factor = self._rate_factor(rate, num_frames.shape, max_rate)
-        stretched_frames = torch.floor(factor * num_frames.cpu() + ALLOCATION_EPSILON).long().clamp(min=1)
-        stretched_frames = stretched_frames.to(num_frames.device)
+        allocator = self.query_allocator
+        num_queries = allocator.num_queries(num_frames, rate, queries_per_second, max_rate).to(num_frames.device)
+        stretched_frames = allocator.stretched_frames(num_frames, rate, max_rate).to(num_frames.device)
         fused = time_stretch(fused, num_frames, stretched_frames)  # (B, max int(f * T), F)
         queries = self.qformer(fused, stretched_frames, num_queries)  # (B, max N, Hq)
         embeddings = self.projector(queries.to(self.projector.linear_1.weight.dtype))

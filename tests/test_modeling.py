@@ -417,3 +417,24 @@ def test_demo_model_loads_every_weight():
     folder = Path(__file__).resolve().parent.parent / "demo_model"
     _, info = MMSLlamaForConditionalGeneration.from_pretrained(folder, output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+
+
+def test_query_allocator_is_the_papers_rule():
+    from modeling_mmsllama.modeling_mmsllama import MMSLlamaQueryAllocator
+
+    config = MMSLlamaConfig.from_preset("tiny", queries_per_second=3.0, min_queries=2, rate_clamp=(1.0, 2.0))
+    allocator = MMSLlamaQueryAllocator(config)
+    frames, rates = torch.tensor([75, 75, 75, 10]), torch.tensor([0.5, 1.5, 3.0, 1.0])
+    # N = max(floor(3 * T / 25 * clamp(r, 1, 2)), 2): 9, floor(13.5), 18, max(1, 2)
+    assert allocator.num_queries(frames, rates).tolist() == [9, 13, 18, 2]
+    assert allocator.num_queries(frames, rates, queries_per_second=1.0).tolist() == [3, 4, 6, 2]
+    assert allocator.num_queries(frames, rates, max_rate=1.5).tolist() == [9, 13, 13, 2]
+    assert allocator.stretched_frames(frames, rates).tolist() == [75, 112, 150, 10]
+    assert allocator.num_queries(frames).tolist() == [9, 9, 9, 2]  # no rate: r = 1
+    config.use_rate_predictor = False
+    assert allocator.num_queries(frames, rates).tolist() == [9, 9, 9, 2]  # reads the config when called
+    with pytest.raises(MMSLlamaInputError, match="queries_per_second must be positive"):
+        allocator.num_queries(frames, queries_per_second=0)
+    with pytest.raises(MMSLlamaInputError, match="max_rate must be at least"):
+        config.use_rate_predictor = True
+        allocator.num_queries(frames, rates, max_rate=0.5)
