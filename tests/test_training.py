@@ -237,9 +237,12 @@ def test_demo_recipe_chains_its_steps_and_every_step_parses(tmp_path):
 
     runs = tmp_path / "runs"
     steps, evaluation = recipe(runs, tmp_path / "data")
-    assert list(steps) == ["encoders", "rate-predictor", "avsr", "avsr-noise"]
+    assert list(steps) == ["encoders", "rate-predictor", "avsr", "avsr-low", "avsr-noise"]
     assert steps["avsr"][steps["avsr"].index("--encoders") + 1] == str(runs / "enc")
-    assert steps["avsr-noise"][steps["avsr-noise"].index("--init") + 1] == str(runs / "avsr")
+    assert steps["avsr-low"][steps["avsr-low"].index("--init") + 1] == str(runs / "avsr")
+    assert steps["avsr-noise"][steps["avsr-noise"].index("--init") + 1] == str(runs / "avsr-low")
+    low = json.loads(steps["avsr-low"][steps["avsr-low"].index("--config_overrides") + 1])
+    assert low == {"queries_per_second": 3.4, "min_queries": 3}  # the paper's density: 3.38 tokens/s on this corpus
     assert evaluation[evaluation.index("--model") + 1] == str(runs / "avsr-noise")
     parser = HfArgumentParser((StageArguments, TrainingArguments))
     for argv in steps.values():
