@@ -475,7 +475,6 @@ def align_audio_to_frames(audio: np.ndarray, num_frames: int) -> tuple[np.ndarra
     return padded, f"audio zero-padded by {-difference / AUDIO_SAMPLING_RATE * 1000:.1f} ms to match {num_frames} video frames"
 
 
-
 def align_streams(
     frames: np.ndarray,
     audio: np.ndarray,

@@ -39,6 +39,7 @@ from .media_mmsllama import (
     align_streams,
     prepare_waveform,
     probe_media,
+    read_media,
 )
 from .processing_mmsllama import MAX_ROI_SIDE
 from .video_processing_mmsllama import ROI_STD
@@ -230,7 +231,8 @@ class _Request:
     has_video: bool | None = None
     has_audio: bool | None = None
     chunks: list = field(default_factory=list)  # a _Transcript per decoded clip
-    conversions: list[str] = field(default_factory=list)  # what converting an in-memory input changed
+    conversions: list[str] = field(default_factory=list)  # what converting its media onto the grid changed
+    streams: list = field(default_factory=list)  # the MediaStreams its files are decoded by; their notes add to those
     expected: int | None = None  # number of chunks, known once the last one is cut
     error: Exception | None = None
 
@@ -412,24 +414,26 @@ class MMSLlamaASRPipeline(Pipeline):
                     raise MMSLlamaInputError(f"{path}: has no audio stream, but modality={modality!r} needs it.",
                                              source=path)  # fmt: skip
                 has_video, has_audio = want_video and info["video"], want_audio and info["audio"]
-                blocks = MediaStream(path, video=has_video, audio=has_audio)
-                return _Request(index, path, blocks, modality, has_video, has_audio)
-            else:
-                blocks = _zip_streams(MediaStream(path, video=want_video, audio=False),
-                                      MediaStream(audio_path, video=False, audio=want_audio))  # fmt: skip
-            return _Request(index, path, blocks, modality, want_video and info["video"], want_audio)
-        frames = None
+                stream = MediaStream(path, video=has_video, audio=has_audio)
+                return _Request(index, path, stream, modality, has_video, has_audio, streams=[stream])
+            streams = [MediaStream(path, video=want_video, audio=False),
+                       MediaStream(audio_path, video=False, audio=want_audio)]  # fmt: skip
+            return _Request(index, path, _zip_streams(*streams), modality, want_video and info["video"], want_audio,
+                            streams=streams)  # fmt: skip
+        frames = waveform = None
+        conversions = []
         if video is not None and want_video:
-            frames = _frames_from(video, source) if not isinstance(video, (str, os.PathLike)) else np.concatenate(
-                [b.frames for b in MediaStream(video, audio=False)]
-            )
-        waveform, conversions = None, []
+            if isinstance(video, (str, os.PathLike)):
+                media = read_media(video, audio=False)
+                frames, conversions = media.frames, conversions + media.notes
+            else:
+                frames = _frames_from(video, source)
         if audio is not None and want_audio:
             if isinstance(audio, (str, os.PathLike)):
-                waveform = np.concatenate([b.audio for b in MediaStream(audio, video=False) if b.audio is not None])
+                media = read_media(audio, video=False)
             else:
                 media = _audio_from(audio, sampling_rate, source)
-                waveform, conversions = media.audio, media.notes
+            waveform, conversions = media.audio, conversions + media.notes
         if modality in ("av", "video") and frames is None:
             raise MMSLlamaInputError(f"{source}: modality={modality!r} needs video, and the input has none.", source=source)
         if modality in ("av", "audio") and waveform is None:
@@ -588,7 +592,7 @@ class MMSLlamaASRPipeline(Pipeline):
                 seconds += (chunk.end - chunk.start) / VIDEO_FPS
         for previous, following in zip(chunks, chunks[1:]):  # overlapping windows meet in the middle of the overlap
             previous["timestamp"] = (previous["timestamp"][0], following["timestamp"][0])
-        conversions = request.conversions + getattr(request.blocks, "notes", [])  # a file's, once it is decoded
+        conversions = request.conversions + [note for stream in request.streams for note in stream.notes]
         if conversions:
             warnings.warn(f"{request.source}: converted onto the model's grid (16 kHz mono float audio, 25 fps "
                           f"video): {'; '.join(conversions)}.", MMSLlamaConversionWarning, stacklevel=2)  # fmt: skip
