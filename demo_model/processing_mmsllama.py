@@ -25,10 +25,10 @@ from .configuration_mmsllama import (
 )
 from .errors_mmsllama import MMSLlamaConversionWarning, MMSLlamaInputError
 from .media_mmsllama import (
-    ALIGN_MODES,
     STREAM_MISMATCH_TOLERANCE_S,
     align_audio_to_frames,
     align_streams,
+    check_align_mode,
     prepare_waveform,
     read_media,
 )
@@ -316,8 +316,7 @@ class MMSLlamaProcessor(ProcessorMixin):
             raise TypeError(f"MMSLlamaProcessor got unexpected arguments {sorted(kwargs)}.")
         if modality is not None and modality not in MODALITIES:
             raise MMSLlamaInputError(f"modality must be one of {MODALITIES} or None, got {modality!r}.")
-        if align is not None and align not in ALIGN_MODES:
-            raise MMSLlamaInputError(f"align must be one of {ALIGN_MODES} or None, got {align!r}.")
+        check_align_mode(align)
         align_tolerance_s = self.align_tolerance_s if align_tolerance_s is None else align_tolerance_s
         if not align_tolerance_s >= 0:
             raise MMSLlamaInputError(

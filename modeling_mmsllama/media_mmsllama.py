@@ -475,6 +475,12 @@ def align_audio_to_frames(audio: np.ndarray, num_frames: int) -> tuple[np.ndarra
     return padded, f"audio zero-padded by {-difference / AUDIO_SAMPLING_RATE * 1000:.1f} ms to match {num_frames} video frames"
 
 
+def check_align_mode(align: str | None) -> None:
+    """Refuses an `align` that is neither None nor one of `ALIGN_MODES`."""
+    if align is not None and align not in ALIGN_MODES:
+        raise MMSLlamaInputError(f"align must be one of {ALIGN_MODES} or None, got {align!r}.")
+
+
 def align_streams(
     frames: np.ndarray,
     audio: np.ndarray,
@@ -539,5 +545,6 @@ __all__ = [
     "resample_audio",
     "align_audio_to_frames",
     "align_streams",
+    "check_align_mode",
     "frame_indices_at_25fps",
 ]

@@ -32,11 +32,11 @@ from .configuration_mmsllama import (
 )
 from .errors_mmsllama import MMSLlamaConversionWarning, MMSLlamaInputError
 from .media_mmsllama import (
-    ALIGN_MODES,
     Media,
     MediaBlock,
     MediaStream,
     align_streams,
+    check_align_mode,
     prepare_waveform,
     probe_media,
     read_media,
@@ -353,8 +353,7 @@ class MMSLlamaASRPipeline(Pipeline):
         modality = kwargs.get("modality")
         if modality is not None and modality not in MODALITIES:
             raise MMSLlamaInputError(f"modality must be one of {MODALITIES} or None, got {modality!r}.")
-        if kwargs.get("align") is not None and kwargs["align"] not in ALIGN_MODES:
-            raise MMSLlamaInputError(f"align must be one of {ALIGN_MODES} or None, got {kwargs['align']!r}.")
+        check_align_mode(kwargs.get("align"))
         preprocess = {k: kwargs[k] for k in ("modality", "chunk_length_s", "overlap_s", "sampling_rate", "align")
                       if k in kwargs}  # fmt: skip
         forward = {k: kwargs[k] for k in ("num_beams", "max_new_tokens", "generate_kwargs", "queries_per_second",
