@@ -32,7 +32,7 @@ from modeling_mmsllama.pipeline_mmsllama import MMSLlamaASRPipeline  # noqa: E40
 
 
 ROOM_TONE_DBFS = -55.0
-THRESHOLDS = (None, -0.1, -0.15, -0.2, -0.3, -0.5, -1.0)
+THRESHOLDS = (None, -0.1, -0.2, -0.3, -0.4, -0.45, -0.5, -1.0)
 KINDS = ("speech", "noise-only", "still face")
 
 

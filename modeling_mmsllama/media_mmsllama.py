@@ -230,6 +230,8 @@ class MediaStream:
         for stream in streams:
             stream.thread_type = "AUTO"
         self._frames = self._video_grid(video_stream)
+        # one converter for the whole stream: `frame.to_ndarray(format="gray")` builds a new one per frame, ~20x slower
+        self._to_gray = av.video.reformatter.VideoReformatter()
         self._audio = _AudioFromVideoStart(wait_for_video=video_stream is not None)
         self._resampler = self._audio_resampler(audio_stream)
         self._num_samples = 0
@@ -266,7 +268,7 @@ class MediaStream:
         time = float(frame.time) if frame.time is not None else self._frames.num_in / VIDEO_FPS
         if self._frames.start is None:
             samples += self._audio.video_started(time)
-        return self._frames.push(frame.to_ndarray(format="gray"), time)
+        return self._frames.push(self._to_gray.reformat(frame, format="gray").to_ndarray(), time)
 
     def _take_audio(self, frame) -> list[np.ndarray]:
         """A decoded audio frame (None: flush the resampler) -> 16 kHz mono pieces ready to go out."""

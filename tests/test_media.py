@@ -37,6 +37,20 @@ def test_reads_common_containers(tmp_path, extension, video_codec, audio_codec):
     assert media.source_fps == pytest.approx(25)
 
 
+@pytest.mark.parametrize("extension,video_codec,audio_codec", CONTAINERS[:4])
+def test_frames_are_exactly_pyavs_gray_conversion(tmp_path, extension, video_codec, audio_codec):
+    """The stream's one reused gray converter gives what a fresh `frame.to_ndarray(format="gray")` gives, bit for bit
+    (limited-range luma expanded to 0-255), on noisy frames where a wrong range or plane would show."""
+    import av
+
+    path = tmp_path / f"noisy.{extension}"
+    video = np.random.default_rng(0).integers(0, 256, (25, 64, 64, 3), dtype=np.uint8)
+    write_clip(path, video, 25, tone(1.0, 48_000), 48_000, video_codec, audio_codec)
+    with av.open(str(path)) as container:
+        expected = np.stack([frame.to_ndarray(format="gray") for frame in container.decode(video=0)])
+    np.testing.assert_array_equal(read_media(path).frames, expected)
+
+
 def test_resamples_30_fps_to_25_and_reports_it(tmp_path):
     path = tmp_path / "thirty.mp4"
     write_clip(path, frame_number_video(30), fps=30)
