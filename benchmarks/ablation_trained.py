@@ -6,7 +6,10 @@
 
 Every row trains the avsr stage with the demo recipe's flags (`training/demo.py`: batch 16, lr 1e-3 cosine, the LLM
 from scratch with the same seed, noise, modality dropout, input augmentation) on the same frozen encoders and rate
-predictor (`--encoders`, default the committed `demo_model`); only the configuration differs (`ROWS`). Each row then
+predictor (`--encoders`, default the committed `demo_model`); only the configuration differs (`ROWS`). The Q-Former
+rows follow the recipe's curriculum within the same budget (`--curriculum`, default 68%: that share of the steps at
+7.5 queries/s, the rest at the row's own rate with the recipe's `avsr-low` flags); `--curriculum 0` trains them at
+their own rate from the first step. Each row then
 gets, on the held-out test speakers: AV WER clean and at -5 dB babble (beam 5), speech tokens per second, training
 seconds per step and peak RSS (each training runs in its own process), and inference latency per clip at batch 1 and 8
 (processor + encoders + compression + beam-5 decoding, clean AV). Writes `benchmarks/RESULTS_ablation.md` (text after
@@ -24,7 +27,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.bench_training import StepEndTimes, load_note, step_seconds
-from benchmarks.common import BENCH_DIR, REPO_ROOT, PeakRSS, environment, markdown_table
+from benchmarks.common import BENCH_DIR, NOTES_MARKER, REPO_ROOT, PeakRSS, environment, kept_notes, markdown_table
 
 
 # name: (the paper's row it stands for, config overrides on top of the preset); f_Q 3 is the paper's
@@ -37,11 +40,13 @@ ROWS = {
 }  # fmt: skip
 # the paper's step-wise ablation (LRS3 433 h, Llama-3.2-3B): tokens/s, clean WER (%); it has no windowed/global row
 PAPER = {"baseline": (25.0, 0.97), "fusion_only": (12.5, 0.92), "qformer_no_rate": (2.8, 0.95), "qformer": (3.5, 0.90)}
-RECIPE_STEPS = 2500  # the demo recipe's avsr steps; warm-up is scaled from its 100 to shorter runs
-RECIPE_WARMUP = 100
+RECIPE_STEPS = 2500  # the demo recipe's avsr steps (1,700 at 7.5 queries/s + 800 at 3.4); warm-up is scaled from
+RECIPE_WARMUP = 100  # its 100 (and the low-rate part's 30 of 800) to shorter runs
+LOW_RECIPE_STEPS, LOW_RECIPE_WARMUP = 800, 30
+AVSR_QUERIES_PER_SECOND = 7.5  # the curriculum's first part (training/demo.py)
+CURRICULUM = 1700 / 2500  # the share of the avsr steps at that rate in the demo recipe
 TEST_UTTERANCES = 120  # as the demo model's eval.md
 LATENCY_CLIPS = 16
-NOTES_MARKER = "<!-- notes: text below this line is written by hand and kept when the benchmark rewrites the file -->"
 RESULTS = BENCH_DIR / "RESULTS_ablation.md"
 GIB = 2**30
 
@@ -50,38 +55,67 @@ def uses_rate_predictor(overrides: dict) -> bool:
     return overrides.get("compression", "qformer") == "qformer" and overrides.get("use_rate_predictor", True)
 
 
-def train_argv(row: str, args: argparse.Namespace, out: Path) -> list[str]:
-    """`mmsllama-train` arguments of one row's avsr stage: the demo recipe's, with the row's config and budget."""
-    from training.demo import COMMON, STEPS
+def is_qformer(row: str) -> bool:
+    return ROWS[row][1].get("compression", "qformer") == "qformer"
 
+
+def curriculum_steps(row: str, args: argparse.Namespace) -> tuple[int, int]:
+    """(steps at the recipe's high query rate, steps at the row's own rate) of a row's avsr stage."""
+    high = min(round(args.steps * args.curriculum), args.steps - 1) if is_qformer(row) else 0
+    return high, args.steps - high
+
+
+def train_argv(row: str, args: argparse.Namespace, out: Path, steps: int | None = None,
+               high_rate: bool = False) -> list[str]:  # fmt: skip
+    """`mmsllama-train` arguments of one row's avsr stage: the demo recipe's, with the row's config and budget
+    (`steps`, default `--steps`); `high_rate`: the curriculum's first part, at the recipe's 7.5 queries/s."""
+    from training.demo import STEPS
+
+    steps = args.steps if steps is None else steps
     flags = list(STEPS["avsr"][2])
     overrides = {**json.loads(flags[flags.index("--config_overrides") + 1]), **ROWS[row][1]}
-    if ROWS[row][1].get("compression", "qformer") != "qformer":
+    if not is_qformer(row):
         overrides.pop("queries_per_second", None)
-    warmup = max(1, round(RECIPE_WARMUP * min(1.0, args.steps / RECIPE_STEPS)))
-    replace = {"--max_steps": str(args.steps), "--warmup_steps": str(warmup), "--eval_strategy": "no",
+    elif high_rate:
+        overrides["queries_per_second"] = AVSR_QUERIES_PER_SECOND
+    warmup = max(1, round(RECIPE_WARMUP * min(1.0, steps / RECIPE_STEPS)))
+    replace = {"--max_steps": str(steps), "--warmup_steps": str(warmup), "--eval_strategy": "no",
                "--config_overrides": json.dumps(overrides)}  # fmt: skip
     for flag, value in replace.items():
         flags[flags.index(flag) + 1] = value
     parts = ["--encoders", str(args.encoders)]
     if uses_rate_predictor(ROWS[row][1]):
         parts += ["--rate-predictor", str(args.rate_predictor)]
-    common = _with(COMMON, {"--preset": args.preset, "--seed": str(args.seed), "--save_steps": "100000",
-                            "--disable_tqdm": "true"})  # fmt: skip
-    argv = ["--stage", "avsr", "--data", str(args.data), "--out", str(out), *common, *flags, *parts]
-    if args.batch_size:
-        argv = _with(argv, {"--per_device_train_batch_size": str(args.batch_size)})
-    return argv + (["--limit_train", str(args.limit_train)] if args.limit_train else [])
+    return avsr_argv(args, out, flags, parts)
+
+
+def low_rate_argv(row: str, args: argparse.Namespace, init: Path, out: Path, steps: int) -> list[str]:
+    """The curriculum's second part: the recipe's `avsr-low` flags (lr 5e-4) at the row's own query rate, from `init`."""
+    from training.demo import STEPS
+
+    overrides = {**ROWS[row][1], "min_queries": max(1, int(ROWS[row][1]["queries_per_second"]))}
+    warmup = max(1, round(LOW_RECIPE_WARMUP * min(1.0, steps / LOW_RECIPE_STEPS)))
+    flags = _with(list(STEPS["avsr-low"][2]), {"--max_steps": str(steps), "--warmup_steps": str(warmup),
+                                               "--config_overrides": json.dumps(overrides)})  # fmt: skip
+    return avsr_argv(args, out, flags, ["--init", str(init)])
 
 
 def noise_argv(args: argparse.Namespace, init: Path, out: Path) -> list[str]:
     """The demo recipe's noise pass (more, and lower, SNRs) on a row's avsr model, for `--noise_steps` steps."""
-    from training.demo import COMMON, STEPS
+    from training.demo import STEPS
 
     flags = _with(list(STEPS["avsr-noise"][2]), {"--max_steps": str(args.noise_steps)})
+    return avsr_argv(args, out, flags, ["--init", str(init)])
+
+
+def avsr_argv(args: argparse.Namespace, out: Path, flags: list[str], inputs: list[str]) -> list[str]:
+    """An avsr stage's `mmsllama-train` arguments: the recipe's common flags (no intermediate checkpoints, no progress
+    bar), the step's `flags`, the folders it reads, and the benchmark's batch size and training subset."""
+    from training.demo import COMMON
+
     common = _with(COMMON, {"--preset": args.preset, "--seed": str(args.seed), "--save_steps": "100000",
                             "--disable_tqdm": "true"})  # fmt: skip
-    argv = ["--stage", "avsr", "--data", str(args.data), "--out", str(out), *common, *flags, "--init", str(init)]
+    argv = ["--stage", "avsr", "--data", str(args.data), "--out", str(out), *common, *flags, *inputs]
     if args.batch_size:
         argv = _with(argv, {"--per_device_train_batch_size": str(args.batch_size)})
     return argv + (["--limit_train", str(args.limit_train)] if args.limit_train else [])
@@ -153,7 +187,14 @@ def run_row(row: str, args: argparse.Namespace) -> dict:
     """Trains one row (and its noise pass when asked) and measures it."""
     folder = Path(args.runs) / row
     folder.mkdir(parents=True, exist_ok=True)
-    trained = train_in_worker(train_argv(row, args, folder / "avsr"), folder / "avsr.log")
+    high, low = curriculum_steps(row, args)
+    if high:
+        first = train_in_worker(train_argv(row, args, folder / "avsr-high", high, high_rate=True), folder / "avsr-high.log")
+        second = train_in_worker(low_rate_argv(row, args, folder / "avsr-high", folder / "avsr", low), folder / "avsr.log")
+        trained = {"step_s": first["step_s"] + second["step_s"],
+                   "peak_rss_bytes": max(first["peak_rss_bytes"], second["peak_rss_bytes"])}  # fmt: skip
+    else:
+        trained = train_in_worker(train_argv(row, args, folder / "avsr"), folder / "avsr.log")
     final = folder / "avsr"
     if args.noise_steps:
         train_in_worker(noise_argv(args, final, folder / "avsr-noise"), folder / "avsr-noise.log")
@@ -202,7 +243,10 @@ def report(results: list[dict], args: argparse.Namespace, command: str, notes: s
         f"- date: {env['date']}; machine: {env['machine']}; {load_note()}",
         f"- versions: Python {env['python']}, torch {env['torch']}, transformers {env['transformers']}", "",
         (f"Each row trains the avsr stage for {budget} (batch {args.batch_size or 16}, the demo recipe's flags, LLM "
-         f"from scratch, seed {args.seed}) on the same frozen encoders and rate predictor (`{args.encoders}`), then "
+         f"from scratch, seed {args.seed}) on the same frozen encoders and rate predictor (`{args.encoders}`)"
+         + (f"; the Q-Former rows as the recipe's curriculum: the first {args.curriculum:.0%} of the steps at "
+            f"{AVSR_QUERIES_PER_SECOND:g} queries/s, the rest at the row's own rate (the recipe's `avsr-low` flags)"
+            if args.curriculum else "") + ", then "
          f"is evaluated on {args.test_utterances} utterances of the three held-out test speakers (beam 5, babble at "
          f"the exact SNR). s/step: mean over the training steps after the first five, in a process of its own (peak "
          f"RSS of that process). Latency: seconds per clip to transcribe {args.latency_clips} test clips (clean AV, "
@@ -219,6 +263,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
     parser.add_argument("--steps", type=int, default=400, help="avsr steps per row (the demo recipe: 2500)")
     parser.add_argument("--noise_steps", type=int, default=0, help="noise-pass steps per row (the demo recipe: 400)")
+    parser.add_argument("--curriculum", type=float, default=CURRICULUM,
+                        help="Q-Former rows: the share of --steps trained at 7.5 queries/s before the row's own rate, "
+                        "as the demo recipe does (default %(default).2f; 0: the row's rate from the first step)")
     parser.add_argument("--data", default="data/synthgrid", help="the synthetic corpus (make train-demo writes it)")
     parser.add_argument("--encoders", default="demo_model", help="folder with the trained encoders")
     parser.add_argument("--rate-predictor", dest="rate_predictor", default="demo_model",
@@ -237,6 +284,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.steps < 2:
         parser.error("--steps must be at least 2")
+    if not 0 <= args.curriculum < 1:
+        parser.error(f"--curriculum must be in [0, 1), got {args.curriculum}")
     return args
 
 
@@ -248,8 +297,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     command = "python -m benchmarks.ablation_trained " + " ".join(sys.argv[1:] if argv is None else argv)
     results = [run_row(row, args) for row in args.rows]
     out = Path(args.out)
-    old = out.read_text() if out.exists() else ""
-    notes = old.split(NOTES_MARKER, 1)[1].lstrip("\n") if NOTES_MARKER in old else ""
+    notes = kept_notes(out)
     plot(results, out.with_suffix(".png"))
     out.write_text(report(results, args, command.strip(), notes))
     out.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")

@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO / "examples"))
 
 from longform_factory import write_long_video  # noqa: E402
 from modeling_mmsllama import MMSLlamaConfig, MMSLlamaForConditionalGeneration, MMSLlamaProcessor, read_media  # noqa: E402
-from benchmarks.common import PeakRSS  # noqa: E402
+from benchmarks.common import NOTES_MARKER, PeakRSS, kept_notes  # noqa: E402
 from modeling_mmsllama.pipeline_mmsllama import MMSLlamaASRPipeline  # noqa: E402
 from sample_clips import sample_clips  # noqa: E402
 
@@ -134,7 +134,7 @@ def main() -> None:
         "```",
         "",
     ]  # fmt: skip
-    Path(args.out).write_text("\n".join(lines))
+    Path(args.out).write_text("\n".join(lines + [NOTES_MARKER, kept_notes(Path(args.out))]))
     print("\n".join(lines))
 
 

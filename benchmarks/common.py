@@ -164,6 +164,15 @@ class PeakRSS:
         return self.peak - self.start
 
 
+NOTES_MARKER = "<!-- notes: text below this line is written by hand and kept when the benchmark rewrites the file -->"
+
+
+def kept_notes(path: Path) -> str:
+    """The hand-written text below `NOTES_MARKER` in a results file about to be rewritten ("" if none)."""
+    old = path.read_text() if path.exists() else ""
+    return old.split(NOTES_MARKER, 1)[1].lstrip("\n") if NOTES_MARKER in old else ""
+
+
 def markdown_table(header: list[str], rows: list[list]) -> str:
     def cell(value):
         if isinstance(value, float):

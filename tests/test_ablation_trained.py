@@ -22,6 +22,27 @@ def test_rows_train_with_the_recipe_flags_and_their_own_config(tmp_path):
     assert json.loads(argvs["qformer_global"][argvs["qformer_global"].index("--config_overrides") + 1])["qformer_window"] is None
 
 
+def test_qformer_rows_follow_the_recipe_curriculum_within_the_budget(tmp_path):
+    args = ablation_trained.parse_args(["--steps", "1000", "--data", "corpus", "--encoders", "enc"])
+    for row in ablation_trained.ROWS:
+        high, low = ablation_trained.curriculum_steps(row, args)
+        assert high + low == 1000
+        assert (high, low) == ((680, 320) if ablation_trained.is_qformer(row) else (0, 1000)), row
+    value = lambda argv, flag: argv[argv.index(flag) + 1]  # noqa: E731
+    first = ablation_trained.train_argv("qformer", args, tmp_path / "high", 680, high_rate=True)
+    assert json.loads(value(first, "--config_overrides"))["queries_per_second"] == 7.5
+    assert value(first, "--max_steps") == "680" and "--rate-predictor" in first
+    second = ablation_trained.low_rate_argv("qformer_no_rate", args, tmp_path / "high", tmp_path / "low", 320)
+    overrides = json.loads(value(second, "--config_overrides"))
+    assert overrides == {"queries_per_second": 3.0, "use_rate_predictor": False, "min_queries": 3}
+    assert value(second, "--init") == str(tmp_path / "high") and value(second, "--learning_rate") == "5e-4"
+    assert value(second, "--max_steps") == "320" and value(second, "--warmup_steps") == "12"  # 30 of 800 scaled
+    plain = ablation_trained.parse_args(["--steps", "1000", "--curriculum", "0"])
+    assert ablation_trained.curriculum_steps("qformer", plain) == (0, 1000)
+    with pytest.raises(SystemExit):
+        ablation_trained.parse_args(["--curriculum", "1"])
+
+
 def test_steps_below_two_are_refused():
     with pytest.raises(SystemExit):
         ablation_trained.parse_args(["--steps", "1"])
@@ -46,6 +67,8 @@ def test_ablation_trains_measures_and_writes_every_row(synth_corpus, tiny_model_
         assert result["s_per_step"] > 0 and result["peak_rss_gib"] > 0.1
         assert result["latency_b1_s"] > 0 and result["latency_b8_s"] > 0
         assert (tmp_path / "runs" / result["row"] / "avsr" / "model.safetensors").exists()
+        # the Q-Former rows trained their curriculum's high-rate part first (one step of the two)
+        assert (tmp_path / "runs" / result["row"] / "avsr-high").exists() == ablation_trained.is_qformer(result["row"])
     text = out.read_text()
     assert "old table" not in text and text.rstrip().endswith("hand-written reading")
     assert "| qformer_global |" in text and (tmp_path / "RESULTS_ablation.png").exists()

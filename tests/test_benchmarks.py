@@ -1,13 +1,14 @@
 """Fast checks that the benchmark code (benchmarks/) computes what it claims and does not rot. No timing asserts."""
 
 import importlib.util
+import json
 import math
 import re
 
 import pytest
 import torch
 
-from benchmarks import bench_training, cpu, flops, token_rate
+from benchmarks import bench_training, cpu, end_to_end, flops, token_rate
 from benchmarks.common import LRS3_TEST_TSV, Utterance, read_tsv_manifest
 
 
@@ -78,6 +79,34 @@ def test_cpu_comparison_runs_one_iteration():
     assert batch["baseline"]["speech_tokens"] > batch["mms_llama"]["speech_tokens"]
     # the baseline shares the encoders and the LLM with the MMS-LLaMA model
     assert result["shared_weights_bytes"] > 0
+
+
+def test_end_to_end_compares_both_models_and_places_parts_against_the_limits(tmp_path, monkeypatch):
+    monkeypatch.setattr(end_to_end, "BANDWIDTH_BYTES", 2**22)  # small probes: this is about the bookkeeping
+    monkeypatch.setattr(end_to_end, "GEMV_SHAPE", (256, 512))
+    monkeypatch.setattr(end_to_end, "MATMUL_SIZES", {torch.float32: 64, torch.bfloat16: 64})
+    out = tmp_path / "end_to_end.json"
+    results = end_to_end.main(["--presets", "tiny", "--batches", "1", "--repeats", "1", "--out", str(out)])
+    assert json.loads(out.read_text())["presets"][0]["preset"] == "tiny"
+    limits = results["limits"]
+    assert limits["bandwidth"] == max(limits["bandwidth_sum"], limits["bandwidth_gemv_bf16"]) > 0
+    rows = results["presets"][0]["rows"]
+    assert [(row["window"], row["batch"]) for row in rows] == [("utterance", 1), ("full", 1)]
+    for row in rows:
+        assert row["throughput_ratio"] == pytest.approx(row["latency_s"]["baseline"] / row["latency_s"]["mms_llama"])
+        assert row["clips_per_s"]["mms_llama"] == pytest.approx(1 / row["latency_s"]["mms_llama"])
+        assert row["flops_ratio"] > 1  # the baseline's LLM reads 7x the speech tokens
+    assert rows[0]["flops"]["mms_llama"] < rows[1]["flops"]["mms_llama"]  # the clip's own window, not the full one
+    parts = results["presets"][0]["parts_batch1"]
+    assert set(parts) == {"audio_encoder", "vision_encoder", "llm_prefill", "llm_decode_step"}
+    for part in parts.values():
+        assert part["seconds"] > 0 and part["flops"] > 0 and part["bytes"] > 0
+        assert part["fraction_of_limit"] == pytest.approx(part["limit_s"] / part["seconds"])
+    step = parts["llm_decode_step"]
+    assert step["seconds_over_bandwidth_time"] == pytest.approx(step["seconds"] * limits["bandwidth"] / step["bytes"])
+    assert step["flops"] < parts["llm_prefill"]["flops"]
+    text = "\n".join(end_to_end.markdown_section(results, "## 5. End to end"))
+    assert "| tiny (float32) | utterance | 1 |" in text and "| tiny | llm_decode_step |" in text
 
 
 def test_training_benchmark_writes_headline_lines(synth_corpus, tmp_path):
