@@ -199,8 +199,8 @@ def run_row(row: str, args: argparse.Namespace) -> dict:
     if args.noise_steps:
         train_in_worker(noise_argv(args, final, folder / "avsr-noise"), folder / "avsr-noise.log")
         final = folder / "avsr-noise"
-    step_s = trained["step_s"]
-    result = {"row": row, "config": ROWS[row][1], "s_per_step": round(sum(step_s) / len(step_s), 4),
+    step_s = trained["step_s"]  # empty when every part trained a single step (no step has a measured start)
+    result = {"row": row, "config": ROWS[row][1], "s_per_step": round(sum(step_s) / len(step_s), 4) if step_s else None,
               "peak_rss_gib": round(trained["peak_rss_bytes"] / GIB, 3), **measure(final, args)}  # fmt: skip
     print(json.dumps(result))
     return result

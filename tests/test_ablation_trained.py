@@ -1,4 +1,4 @@
-"""`python -m benchmarks.ablation_trained`: the paper's ablation rows trained and measured (tiny preset, two steps)."""
+"""`python -m benchmarks.ablation_trained`: the paper's ablation rows trained and measured (tiny preset, four steps)."""
 
 import json
 
@@ -53,7 +53,7 @@ def test_ablation_trains_measures_and_writes_every_row(synth_corpus, tiny_model_
     out = tmp_path / "RESULTS_ablation.md"
     out.write_text(f"old table\n{ablation_trained.NOTES_MARKER}\nhand-written reading\n")
     results = ablation_trained.main(["--preset", "tiny", "--data", str(synth_corpus), "--encoders", str(tiny_model_folder),
-                                     "--rate-predictor", str(tiny_model_folder), "--steps", "2", "--batch_size", "2",
+                                     "--rate-predictor", str(tiny_model_folder), "--steps", "4", "--batch_size", "2",
                                      "--test_utterances", "3", "--latency_clips", "2", "--runs", str(tmp_path / "runs"),
                                      "--out", str(out)])  # fmt: skip
     by_row = {r["row"]: r for r in results}
@@ -67,7 +67,7 @@ def test_ablation_trains_measures_and_writes_every_row(synth_corpus, tiny_model_
         assert result["s_per_step"] > 0 and result["peak_rss_gib"] > 0.1
         assert result["latency_b1_s"] > 0 and result["latency_b8_s"] > 0
         assert (tmp_path / "runs" / result["row"] / "avsr" / "model.safetensors").exists()
-        # the Q-Former rows trained their curriculum's high-rate part first (one step of the two)
+        # the Q-Former rows trained their curriculum's high-rate part first (three steps of the four)
         assert (tmp_path / "runs" / result["row"] / "avsr-high").exists() == ablation_trained.is_qformer(result["row"])
     text = out.read_text()
     assert "old table" not in text and text.rstrip().endswith("hand-written reading")
