@@ -95,7 +95,8 @@ def make_inputs(model, clips: list[Utterance], dtype: torch.dtype, seed: int = 0
     }
 
 
-def _speech_inputs(inputs: dict) -> dict:
+def speech_inputs(inputs: dict) -> dict:
+    """The arguments of `get_speech_embeddings` among `make_inputs`'s."""
     keys = ("input_features", "input_features_mask", "pixel_values_videos", "video_mask", "speech_rate")
     return {k: inputs[k] for k in keys}
 
@@ -108,7 +109,7 @@ def run_once(model, inputs: dict, new_tokens: int = GENERATED_TOKENS) -> dict:
         model.generate, **inputs, do_sample=False, num_beams=1, min_new_tokens=new_tokens, max_new_tokens=new_tokens
     )
     cpu_time = time.process_time() - cpu_start
-    speech, encode = timed(model.get_speech_embeddings, **_speech_inputs(inputs))
+    speech, encode = timed(model.get_speech_embeddings, **speech_inputs(inputs))
     embeds, mask, position_ids, _ = model.merge_speech_embeddings(inputs["input_ids"], inputs["attention_mask"], None,
                                                                   speech)
     lm = model.language_model
@@ -141,6 +142,18 @@ def peak_memory(model, inputs: dict, new_tokens: int = GENERATED_TOKENS) -> int:
     return probe.extra_bytes
 
 
+def interleaved(models: dict, run, repeats: int) -> dict[str, list]:
+    """`run(name)` for every model: one warm-up each, then `repeats` rounds alternating which model goes first
+    (the first model on even rounds, the last on odd ones). Returns each model's results in order."""
+    for name in models:
+        run(name)
+    results = {name: [] for name in models}
+    for rep in range(repeats):
+        for name in list(models) if rep % 2 == 0 else list(reversed(models)):
+            results[name].append(run(name))
+    return results
+
+
 def parameter_bytes(module) -> int:
     return sum(p.numel() * p.element_size() for p in module.parameters())
 
@@ -162,13 +175,7 @@ def compare(preset: str, batch_clips: dict[int, list[Utterance]], repeats: dict[
     }
     for batch, clips in batch_clips.items():
         inputs = {name: make_inputs(m, clips, dtype) for name, m in models.items()}
-        for name, model in models.items():  # warm-up
-            run_once(model, inputs[name])
-        runs = {name: [] for name in models}
-        for rep in range(repeats[batch]):
-            order = list(models) if rep % 2 == 0 else list(reversed(models))
-            for name in order:
-                runs[name].append(run_once(models[name], inputs[name]))
+        runs = interleaved(models, lambda name: run_once(models[name], inputs[name]), repeats[batch])
         memory = {name: peak_memory(models[name], inputs[name]) for name in models}
         summary = {}
         for name in models:

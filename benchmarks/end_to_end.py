@@ -105,12 +105,7 @@ def generate_seconds(model, inputs: dict) -> float:
 def compare_batch(models: dict, clips, dtype, repeats: int) -> dict:
     """Median generate latency of both models on the same clips, alternating which goes first."""
     inputs = {name: cpu.make_inputs(model, clips, dtype) for name, model in models.items()}
-    for name, model in models.items():
-        generate_seconds(model, inputs[name])  # warm-up
-    runs = {name: [] for name in models}
-    for rep in range(repeats):
-        for name in list(models) if rep % 2 == 0 else list(reversed(models)):
-            runs[name].append(generate_seconds(models[name], inputs[name]))
+    runs = cpu.interleaved(models, lambda name: generate_seconds(models[name], inputs[name]), repeats)
     return {name: median(times) for name, times in runs.items()}
 
 
@@ -119,8 +114,7 @@ def part_seconds(model, clip, dtype, repeats: int) -> dict:
     """Median seconds of Whisper, AV-HuBERT, the LLM prefill and one decode step for one clip (batch 1)."""
     inputs = cpu.make_inputs(model, [clip], dtype)
     num_frames = torch.tensor([clip.num_video_frames])
-    speech = model.get_speech_embeddings(**{k: inputs[k] for k in ("input_features", "input_features_mask",
-                                                                   "pixel_values_videos", "video_mask", "speech_rate")})
+    speech = model.get_speech_embeddings(**cpu.speech_inputs(inputs))
     embeds, mask, positions, _ = model.merge_speech_embeddings(inputs["input_ids"], inputs["attention_mask"], None,
                                                                speech)  # fmt: skip
     lm = model.language_model
@@ -148,16 +142,12 @@ def part_seconds(model, clip, dtype, repeats: int) -> dict:
     return seconds
 
 
-def parameter_bytes(module) -> int:
-    return sum(p.numel() * p.element_size() for p in module.parameters())
-
-
 def llm_bytes_per_step(model) -> int:
     """Weight bytes one decode step reads: every LLM weight, the input embedding table only when tied to the output."""
     lm = model.language_model
     embedding = lm.get_input_embeddings().weight
     tied = lm.get_output_embeddings() is not None and lm.get_output_embeddings().weight is embedding
-    return parameter_bytes(lm) - (0 if tied else embedding.numel() * embedding.element_size())
+    return cpu.parameter_bytes(lm) - (0 if tied else embedding.numel() * embedding.element_size())
 
 
 def fractions(model, flop_model: flops.FlopModel, clip, seconds: dict, limits: dict, dtype) -> dict:
@@ -165,12 +155,12 @@ def fractions(model, flop_model: flops.FlopModel, clip, seconds: dict, limits: d
     peak = limits["matmul_flops"][str(dtype).replace("torch.", "")]
     bandwidth = limits["bandwidth"]
     mel = flops.bucket_mel_frames(clip.num_video_frames, model.config.audio_window_bucket, model.config.num_mel_frames)
-    length = seconds["prefill_length"]
+    length, llm_bytes = seconds["prefill_length"], llm_bytes_per_step(model)
     work = {  # part: (FLOPs, weight bytes read)
-        "audio_encoder": (flop_model.audio_encoder(mel), parameter_bytes(model.audio_encoder)),
-        "vision_encoder": (flop_model.vision_encoder(clip.num_video_frames), parameter_bytes(model.vision_encoder)),
-        "llm_prefill": (flop_model.llm_prefill(length), llm_bytes_per_step(model)),
-        "llm_decode_step": (flop_model.llm_decode_step(length), llm_bytes_per_step(model)),
+        "audio_encoder": (flop_model.audio_encoder(mel), cpu.parameter_bytes(model.audio_encoder)),
+        "vision_encoder": (flop_model.vision_encoder(clip.num_video_frames), cpu.parameter_bytes(model.vision_encoder)),
+        "llm_prefill": (flop_model.llm_prefill(length), llm_bytes),
+        "llm_decode_step": (flop_model.llm_decode_step(length), llm_bytes),
     }
     out = {}
     for part, (part_flops, part_bytes) in work.items():
