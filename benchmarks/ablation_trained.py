@@ -28,6 +28,7 @@ import torch
 
 from benchmarks.bench_training import StepEndTimes, load_note, step_seconds
 from benchmarks.common import BENCH_DIR, NOTES_MARKER, REPO_ROOT, PeakRSS, environment, kept_notes, markdown_table
+from training.demo import AVSR_QUERIES_PER_SECOND, COMMON, STEPS
 
 
 # name: (the paper's row it stands for, config overrides on top of the preset); f_Q 3 is the paper's
@@ -40,11 +41,21 @@ ROWS = {
 }  # fmt: skip
 # the paper's step-wise ablation (LRS3 433 h, Llama-3.2-3B): tokens/s, clean WER (%); it has no windowed/global row
 PAPER = {"baseline": (25.0, 0.97), "fusion_only": (12.5, 0.92), "qformer_no_rate": (2.8, 0.95), "qformer": (3.5, 0.90)}
-RECIPE_STEPS = 2500  # the demo recipe's avsr steps (1,700 at 7.5 queries/s + 800 at 3.4); warm-up is scaled from
-RECIPE_WARMUP = 100  # its 100 (and the low-rate part's 30 of 800) to shorter runs
-LOW_RECIPE_STEPS, LOW_RECIPE_WARMUP = 800, 30
-AVSR_QUERIES_PER_SECOND = 7.5  # the curriculum's first part (training/demo.py)
-CURRICULUM = 1700 / 2500  # the share of the avsr steps at that rate in the demo recipe
+
+
+def recipe_flag(step: str, flag: str) -> int:
+    """An integer flag's value in the demo recipe's `step` (training/demo.py)."""
+    flags = STEPS[step][2]
+    return int(flags[flags.index(flag) + 1])
+
+
+# the demo recipe's avsr steps before its noise pass: its curriculum's part at AVSR_QUERIES_PER_SECOND, then the part at
+# the low rate (1,700 + 800); warm-ups are scaled from the recipe's to shorter runs
+HIGH_RECIPE_STEPS, LOW_RECIPE_STEPS = recipe_flag("avsr", "--max_steps"), recipe_flag("avsr-low", "--max_steps")
+RECIPE_STEPS = HIGH_RECIPE_STEPS + LOW_RECIPE_STEPS
+RECIPE_WARMUP, LOW_RECIPE_WARMUP = recipe_flag("avsr", "--warmup_steps"), recipe_flag("avsr-low", "--warmup_steps")
+CURRICULUM = HIGH_RECIPE_STEPS / RECIPE_STEPS  # the share of the avsr steps at the high rate
+
 TEST_UTTERANCES = 120  # as the demo model's eval.md
 LATENCY_CLIPS = 16
 RESULTS = BENCH_DIR / "RESULTS_ablation.md"
@@ -69,8 +80,6 @@ def train_argv(row: str, args: argparse.Namespace, out: Path, steps: int | None 
                high_rate: bool = False) -> list[str]:  # fmt: skip
     """`mmsllama-train` arguments of one row's avsr stage: the demo recipe's, with the row's config and budget
     (`steps`, default `--steps`); `high_rate`: the curriculum's first part, at the recipe's 7.5 queries/s."""
-    from training.demo import STEPS
-
     steps = args.steps if steps is None else steps
     flags = list(STEPS["avsr"][2])
     overrides = {**json.loads(flags[flags.index("--config_overrides") + 1]), **ROWS[row][1]}
@@ -91,8 +100,6 @@ def train_argv(row: str, args: argparse.Namespace, out: Path, steps: int | None 
 
 def low_rate_argv(row: str, args: argparse.Namespace, init: Path, out: Path, steps: int) -> list[str]:
     """The curriculum's second part: the recipe's `avsr-low` flags (lr 5e-4) at the row's own query rate, from `init`."""
-    from training.demo import STEPS
-
     overrides = {**ROWS[row][1], "min_queries": max(1, int(ROWS[row][1]["queries_per_second"]))}
     warmup = max(1, round(LOW_RECIPE_WARMUP * min(1.0, steps / LOW_RECIPE_STEPS)))
     flags = _with(list(STEPS["avsr-low"][2]), {"--max_steps": str(steps), "--warmup_steps": str(warmup),
@@ -102,8 +109,6 @@ def low_rate_argv(row: str, args: argparse.Namespace, init: Path, out: Path, ste
 
 def noise_argv(args: argparse.Namespace, init: Path, out: Path) -> list[str]:
     """The demo recipe's noise pass (more, and lower, SNRs) on a row's avsr model, for `--noise_steps` steps."""
-    from training.demo import STEPS
-
     flags = _with(list(STEPS["avsr-noise"][2]), {"--max_steps": str(args.noise_steps)})
     return avsr_argv(args, out, flags, ["--init", str(init)])
 
@@ -111,8 +116,6 @@ def noise_argv(args: argparse.Namespace, init: Path, out: Path) -> list[str]:
 def avsr_argv(args: argparse.Namespace, out: Path, flags: list[str], inputs: list[str]) -> list[str]:
     """An avsr stage's `mmsllama-train` arguments: the recipe's common flags (no intermediate checkpoints, no progress
     bar), the step's `flags`, the folders it reads, and the benchmark's batch size and training subset."""
-    from training.demo import COMMON
-
     common = _with(COMMON, {"--preset": args.preset, "--seed": str(args.seed), "--save_steps": "100000",
                             "--disable_tqdm": "true"})  # fmt: skip
     argv = ["--stage", "avsr", "--data", str(args.data), "--out", str(out), *common, *flags, *inputs]
