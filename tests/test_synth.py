@@ -187,9 +187,12 @@ def _manifest_bytes(corpus: Path) -> dict[str, bytes]:
 def test_seed_reproduces_byte_identical_manifests_and_resume_completes(tmp_path):
     config = CorpusConfig(**TINY)
     generate_corpus(tmp_path / "a", config, progress=False)
-    generate_corpus(tmp_path / "b", config, progress=False)
+    generate_corpus(tmp_path / "b", config, progress=False, workers=2)  # two processes write the same bytes as one
     reference = _manifest_bytes(tmp_path / "a")
     assert reference and reference == _manifest_bytes(tmp_path / "b")
+    videos = {str(p.relative_to(tmp_path / "a")): p.read_bytes() for p in (tmp_path / "a").rglob("*.mp4")}
+    assert len(videos) == 2 * TINY["utterances"]
+    assert videos == {str(p.relative_to(tmp_path / "b")): p.read_bytes() for p in (tmp_path / "b").rglob("*.mp4")}
     assert reference != _manifest_bytes(generate_corpus(tmp_path / "c", CorpusConfig(**{**TINY, "seed": 4}), progress=False) and tmp_path / "c")
 
     # Interrupt: one utterance lost its metadata, another its video, and a half-written file lies around.

@@ -1,6 +1,7 @@
 """Training and evaluation on the tiny preset and a tiny synthetic corpus."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -151,13 +152,16 @@ def test_every_stage_learns_and_saves_a_loadable_model(synth_corpus, tmp_path):
         "avsr": ["--encoders", str(tmp_path / "encoders"), "--lm", str(tmp_path / "lm"),
                  "--rate-predictor", str(tmp_path / "rate-predictor"), "--learning_rate", "5e-3"],  # fmt: skip
     }
+    collators = {stage: _TrainingCollator() for stage in runs}
     for stage, extra in runs.items():
         out = tmp_path / stage
-        train(["--stage", stage, "--out", str(out), *common, *extra])
+        train(["--stage", stage, "--out", str(out), *common, *extra], callbacks=[collators[stage]])
         losses = _losses(out)
         assert np.mean(losses[-5:]) < np.mean(losses[:5]), (stage, losses)
         model = MMSLlamaForConditionalGeneration.from_pretrained(out)
         assert not any(p.requires_grad for p in model.audio_encoder.parameters())
+    # the rate predictor learns on noisy audio too, as the encoders and the avsr stage do
+    assert all(collators[stage].collator.noise.probability == 0.75 for stage in ("encoders", "rate-predictor", "avsr"))
     ctc_report = json.loads((tmp_path / "encoders" / "ctc_eval.json").read_text())
     assert ctc_report["units"] == "phonemes" and 0 <= ctc_report["audio_error_rate"] <= 100  # the corpus has .phn files
     avsr = MMSLlamaForConditionalGeneration.from_pretrained(tmp_path / "avsr")
@@ -191,6 +195,19 @@ def test_validation_on_the_test_split_is_refused(synth_corpus, tmp_path):
     with pytest.raises(MMSLlamaInputError, match="must not be the test split"):
         train(["--stage", "lm", "--preset", "tiny", "--data", str(synth_corpus), "--out", str(tmp_path),
                "--valid_split", "test", "--max_steps", "1"])  # fmt: skip
+
+
+def test_a_split_is_read_from_disk_once_per_process_until_its_cache_changes(synth_corpus, monkeypatch):
+    first = load_split(synth_corpus, "valid")
+    monkeypatch.setattr(torch, "load", lambda *args, **kwargs: pytest.fail("read the cache file again"))
+    again = load_split(synth_corpus, "valid")
+    assert again is not first and len(again) == len(first) and all(a is b for a, b in zip(again, first))
+    again.pop()  # a caller's list is its own
+    assert len(load_split(synth_corpus, "valid")) == len(first)
+    for cache in synth_corpus.rglob(".cache/valid-*.pt"):  # rewritten by another process
+        os.utime(cache, ns=(cache.stat().st_atime_ns, cache.stat().st_mtime_ns + 1))
+    with pytest.raises(pytest.fail.Exception, match="read the cache file again"):
+        load_split(synth_corpus, "valid")
 
 
 def test_long_utterances_are_left_out(synth_corpus):

@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 CORPUS_VARIANTS = ("roi96", "roi88")  # mouth crops: 96x96 allows the random 88x88 crop of training
 CACHE_DIRNAME = ".cache"
 CACHE_VERSION = 4
+KEPT_SPLITS = 4  # decoded splits a process keeps in memory, so that later stages of one run skip the cache file
+_kept: dict[Path, tuple[int, list, list[str]]] = {}  # cache file -> (its mtime, utterances, bad samples)
 
 
 @dataclass
@@ -83,9 +85,24 @@ def _cache_path(folder: Path, split: str, entries: list[ManifestEntry]) -> Path:
     return folder / CACHE_DIRNAME / f"{split}-{digest}.pt"
 
 
+def _read_cache(cache: Path) -> tuple[list[Utterance], list[str]]:
+    stamp = cache.stat().st_mtime_ns
+    if cache not in _kept or _kept[cache][0] != stamp:
+        stored = torch.load(cache, weights_only=False)
+        _keep(cache, [Utterance(**row) for row in stored["utterances"]], stored["bad"])
+    _, utterances, bad = _kept[cache]
+    return list(utterances), list(bad)
+
+
+def _keep(cache: Path, utterances: list[Utterance], bad: list[str]) -> None:
+    _kept[cache] = (cache.stat().st_mtime_ns, utterances, bad)
+    while len(_kept) > KEPT_SPLITS:
+        del _kept[next(iter(_kept))]
+
+
 def load_split(data: str | os.PathLike, split: str, limit: int | None = None, skip_bad: bool = True,
                max_frames: int | None = None) -> list[Utterance]:  # fmt: skip
-    """Decodes a split (cached). A bad sample (unreadable file, empty transcript) is reported and skipped, or, with
+    """Decodes a split (cached on disk, and in memory for the process's later calls). A bad sample (unreadable file, empty transcript) is reported and skipped, or, with
     `skip_bad=False`, stops with an error naming it. Utterances longer than `max_frames` are left out and counted."""
     utterances = _load_all(data, split, limit, skip_bad)
     if max_frames is None:
@@ -104,8 +121,7 @@ def _load_all(data, split: str, limit: int | None, skip_bad: bool) -> list[Utter
     entries = read_manifest(tsv, folder / f"{split}.wrd")[:limit]
     cache = _cache_path(folder, split, entries)
     if cache.exists():
-        stored = torch.load(cache, weights_only=False)
-        utterances, bad = [Utterance(**row) for row in stored["utterances"]], stored["bad"]
+        utterances, bad = _read_cache(cache)
     else:
         utterances, bad = [], []
         for entry in tqdm(entries, desc=f"decoding {split}", unit="utt"):
@@ -117,6 +133,7 @@ def _load_all(data, split: str, limit: int | None, skip_bad: bool) -> list[Utter
         temporary = cache.with_suffix(f".tmp{os.getpid()}")
         torch.save({"utterances": [vars(u) for u in utterances], "bad": bad}, temporary)
         os.replace(temporary, cache)
+        _keep(cache, list(utterances), list(bad))
     if bad and not skip_bad:
         raise MMSLlamaInputError(f"{split}: {len(bad)} bad sample(s); first: {bad[0]}")
     for problem in bad:

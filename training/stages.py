@@ -275,8 +275,9 @@ def _setup_lm(model, args, processor, train_utts, valid_utts, noise) -> StageSet
 
 
 def _setup_rate_predictor(model, args, processor, train_utts, valid_utts, noise) -> StageSetup:
-    collator = AVSRCollator(processor, with_text=False, modality="audio")
-    return StageSetup(RatePredictorStage(model), collator, collator)
+    # trained on noisy audio too: the avsr stage and users ask it for the rate of noisy speech
+    collator = AVSRCollator(processor, noise, with_text=False, modality="audio")
+    return StageSetup(RatePredictorStage(model), collator, AVSRCollator(processor, with_text=False, modality="audio"))
 
 
 def _setup_avsr(model, args, processor, train_utts, valid_utts, noise) -> StageSetup:
@@ -292,7 +293,7 @@ STAGE_TABLE = {
     "encoders": Stage(("rate_predictor", "language_model") + _LATER_PARTS, (), _setup_encoders, noisy=True),
     "lm": Stage(("audio_encoder", "vision_encoder", "rate_predictor") + _LATER_PARTS, (), _setup_lm),
     "rate-predictor": Stage(("audio_encoder", "vision_encoder", "language_model") + _LATER_PARTS, ("encoders",),
-                            _setup_rate_predictor),
+                            _setup_rate_predictor, noisy=True),
     "avsr": Stage(("audio_encoder", "vision_encoder", "rate_predictor"), ("encoders", "lm", "rate-predictor"),
                   _setup_avsr, noisy=True, lora=True),
 }  # fmt: skip

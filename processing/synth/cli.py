@@ -4,6 +4,7 @@
 """
 
 import argparse
+import os
 import sys
 import time
 
@@ -51,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--speech-rate-constant", type=float, default=LRS3_SPEECH_RATE_CONSTANT, help=f"words/s that speech_rate 1.0 means (default LRS3's {LRS3_SPEECH_RATE_CONSTANT})"
     )
+    parser.add_argument(
+        "--workers", type=_positive_int, default=os.cpu_count() or 1, help="processes generating utterances side by side; the files do not depend on it (default: one per core)"
+    )
     parser.add_argument("--overwrite", action="store_true", help="delete an existing corpus in --out first")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -68,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             speech_rate_constant=args.speech_rate_constant,
         )
         start = time.perf_counter()
-        settings = generate_corpus(args.out, config, overwrite=args.overwrite, progress=not args.quiet)
+        settings = generate_corpus(args.out, config, overwrite=args.overwrite, progress=not args.quiet, workers=args.workers)
     except ValueError as error:
         parser.error(str(error))
     counts = ", ".join(f"{variant}: " + " ".join(f"{s}={n}" for s, n in c.items()) for variant, c in settings["counts"].items())
