@@ -1,13 +1,13 @@
 """The paper's step-wise ablation, trained: the avsr stage of the demo recipe once per way of feeding speech to the LLM.
 
     python -m benchmarks.ablation_trained                                   # 400 avsr steps per row
-    python -m benchmarks.ablation_trained --steps 2500 --noise_steps 400    # the demo recipe's full budget per row
+    python -m benchmarks.ablation_trained --steps 2900 --noise_steps 400    # the demo recipe's full budget per row
     python -m benchmarks.ablation_trained --rows baseline qformer --steps 200 --out /tmp/ablation.md
 
 Every row trains the avsr stage with the demo recipe's flags (`training/demo.py`: batch 16, lr 1e-3 cosine, the LLM
 from scratch with the same seed, noise, modality dropout, input augmentation) on the same frozen encoders and rate
 predictor (`--encoders`, default the committed `demo_model`); only the configuration differs (`ROWS`). The Q-Former
-rows follow the recipe's curriculum within the same budget (`--curriculum`, default 68%: that share of the steps at
+rows follow the recipe's curriculum within the same budget (`--curriculum`, default 59%: that share of the steps at
 7.5 queries/s, the rest at the row's own rate with the recipe's `avsr-low` flags); `--curriculum 0` trains them at
 their own rate from the first step. Each row then
 gets, on the held-out test speakers: AV WER clean and at -5 dB babble (beam 5), speech tokens per second, training
@@ -50,7 +50,7 @@ def recipe_flag(step: str, flag: str) -> int:
 
 
 # the demo recipe's avsr steps before its noise pass: its curriculum's part at AVSR_QUERIES_PER_SECOND, then the part at
-# the low rate (1,700 + 800); warm-ups are scaled from the recipe's to shorter runs
+# the low rate (1,700 + 1,200); warm-ups are scaled from the recipe's to shorter runs
 HIGH_RECIPE_STEPS, LOW_RECIPE_STEPS = recipe_flag("avsr", "--max_steps"), recipe_flag("avsr-low", "--max_steps")
 RECIPE_STEPS = HIGH_RECIPE_STEPS + LOW_RECIPE_STEPS
 RECIPE_WARMUP, LOW_RECIPE_WARMUP = recipe_flag("avsr", "--warmup_steps"), recipe_flag("avsr-low", "--warmup_steps")
@@ -264,8 +264,8 @@ def report(results: list[dict], args: argparse.Namespace, command: str, notes: s
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
-    parser.add_argument("--steps", type=int, default=400, help="avsr steps per row (the demo recipe: 2500)")
-    parser.add_argument("--noise_steps", type=int, default=0, help="noise-pass steps per row (the demo recipe: 400)")
+    parser.add_argument("--steps", type=int, default=400, help=f"avsr steps per row (the demo recipe: {RECIPE_STEPS})")
+    parser.add_argument("--noise_steps", type=int, default=0, help=f"noise-pass steps per row (the demo recipe: {recipe_flag('avsr-noise', '--max_steps')})")
     parser.add_argument("--curriculum", type=float, default=CURRICULUM,
                         help="Q-Former rows: the share of --steps trained at 7.5 queries/s before the row's own rate, "
                         "as the demo recipe does (default %(default).2f; 0: the row's rate from the first step)")
