@@ -23,7 +23,7 @@ from processing.noise import PAPER_NOISE_PROBABILITY, PAPER_SNRS_DB, NoiseAugmen
 
 from .collator import training_noises
 from .data import AVSRDataset, load_split
-from .evaluation import evaluate, evaluation_noise, format_table, write_report
+from .evaluation import EVAL_NOISE_UTTERANCES, evaluate, evaluation_noise, format_table, write_report
 from .memory import keep_freed_memory
 from .stages import STAGE_TABLE, STAGES, Stage, build_model, frozen_modules
 from .trainer import MMSLlamaTrainer, latest_complete_checkpoint
@@ -198,7 +198,7 @@ def eval_command(argv: list[str] | None = None) -> dict:
     model = MMSLlamaForConditionalGeneration.from_pretrained(args.model, dtype=torch.float32).eval()
     processor = MMSLlamaProcessor.for_model(args.model, model.config)
     utterances = load_split(args.data, args.split, args.limit, max_frames=model.config.max_video_frames)
-    noise = evaluation_noise(load_split(args.data, args.noise_split, 200))
+    noise = evaluation_noise(load_split(args.data, args.noise_split, EVAL_NOISE_UTTERANCES))
     if args.keep_freed_memory:  # after the data are loaded, as in `train`
         keep_freed_memory()
     report = evaluate(model, processor, utterances, noise, args.snr, args.modality, args.batch_size, args.num_beams)

@@ -22,6 +22,7 @@ from .data import Utterance
 
 EVAL_BABBLE_SECONDS = 30
 EVAL_NOISE_SEED = 1234
+EVAL_NOISE_UTTERANCES = 200  # the noise split's first utterances, summed into the babble
 MODALITY_NAMES = {"av": "av", "a": "audio", "audio": "audio", "v": "video", "video": "video"}
 
 
