@@ -171,12 +171,12 @@ def measure(folder: Path, args: argparse.Namespace) -> dict:
     """Test WER (AV, clean and -5 dB, beam 5), tokens/s and latency per clip at batch 1 and 8 of a trained row."""
     from modeling_mmsllama import MMSLlamaForConditionalGeneration, MMSLlamaProcessor
     from training.data import load_split
-    from training.evaluation import evaluate, evaluation_noise, write_report
+    from training.evaluation import EVAL_NOISE_UTTERANCES, evaluate, evaluation_noise, write_report
 
     model = MMSLlamaForConditionalGeneration.from_pretrained(folder, dtype=torch.float32).eval()
     processor = MMSLlamaProcessor.for_model(folder, model.config)
     utterances = load_split(args.data, "test", args.test_utterances, max_frames=model.config.max_video_frames)
-    noise = evaluation_noise(load_split(args.data, "valid", 200))
+    noise = evaluation_noise(load_split(args.data, "valid", EVAL_NOISE_UTTERANCES))
     report = evaluate(model, processor, utterances, noise, [None, -5.0], ["av"], progress=False)
     write_report(report, folder)
     clips = utterances[: args.latency_clips]
@@ -265,7 +265,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
     parser.add_argument("--steps", type=int, default=400, help=f"avsr steps per row (the demo recipe: {RECIPE_STEPS})")
-    parser.add_argument("--noise_steps", type=int, default=0, help=f"noise-pass steps per row (the demo recipe: {recipe_flag('avsr-noise', '--max_steps')})")
+    parser.add_argument("--noise_steps", type=int, default=0,
+                        help=f"noise-pass steps per row (the demo recipe: {recipe_flag('avsr-noise', '--max_steps')})")
     parser.add_argument("--curriculum", type=float, default=CURRICULUM,
                         help="Q-Former rows: the share of --steps trained at 7.5 queries/s before the row's own rate, "
                         "as the demo recipe does (default %(default).2f; 0: the row's rate from the first step)")

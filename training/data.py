@@ -102,8 +102,9 @@ def _keep(cache: Path, utterances: list[Utterance], bad: list[str]) -> None:
 
 def load_split(data: str | os.PathLike, split: str, limit: int | None = None, skip_bad: bool = True,
                max_frames: int | None = None) -> list[Utterance]:  # fmt: skip
-    """Decodes a split (cached on disk, and in memory for the process's later calls). A bad sample (unreadable file, empty transcript) is reported and skipped, or, with
-    `skip_bad=False`, stops with an error naming it. Utterances longer than `max_frames` are left out and counted."""
+    """Decodes a split (cached on disk, and in memory for the process's later calls). A bad sample (unreadable file,
+    empty transcript) is reported and skipped, or, with `skip_bad=False`, stops with an error naming it. Utterances
+    longer than `max_frames` are left out and counted."""
     utterances = _load_all(data, split, limit, skip_bad)
     if max_frames is None:
         return utterances
